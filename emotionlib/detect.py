@@ -1,0 +1,100 @@
+"""Face detection with OpenCV's Haar cascade.
+
+Parameters are module constants, overridable through environment variables (see the
+README's configuration table) and measured with benchmarks/detection.py.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from emotionlib.preprocess import to_gray
+
+CASCADE_FILE = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
+# Images are downscaled so their longer side is at most this before detection; boxes are
+# mapped back to the original image's coordinates.
+DETECT_MAX_SIDE = int(os.environ.get("EMOTION_DETECT_MAX_SIDE", "1280"))
+SCALE_FACTOR = float(os.environ.get("EMOTION_SCALE_FACTOR", "1.1"))
+MIN_NEIGHBORS = int(os.environ.get("EMOTION_MIN_NEIGHBORS", "5"))
+# Smallest face, in pixels of the (downscaled) detection image.
+MIN_FACE_SIZE = int(os.environ.get("EMOTION_MIN_FACE_SIZE", "30"))
+MAX_FACES = int(os.environ.get("EMOTION_MAX_FACES", "100"))
+
+_local = threading.local()
+
+
+def _cascade() -> cv2.CascadeClassifier:
+    """One cascade per thread: CascadeClassifier is not documented as thread-safe."""
+    cascade = getattr(_local, "cascade", None)
+    if cascade is None:
+        cascade = cv2.CascadeClassifier(CASCADE_FILE)
+        if cascade.empty():
+            raise RuntimeError(f"cannot load the Haar cascade {CASCADE_FILE}")
+        _local.cascade = cascade
+    return cascade
+
+
+@dataclass(frozen=True)
+class Box:
+    x: int
+    y: int
+    w: int
+    h: int
+
+    def as_list(self) -> list[int]:
+        return [self.x, self.y, self.w, self.h]
+
+
+def order_boxes(boxes) -> list[Box]:
+    """Deterministic order: left to right, then top to bottom (ties by size)."""
+    return sorted(boxes, key=lambda b: (b.x, b.y, b.w, b.h))
+
+
+def clip_box(x: float, y: float, w: float, h: float, width: int, height: int) -> Box | None:
+    """Round a box to integers inside a width x height image; None if nothing is left."""
+    x0, y0 = max(0, int(round(x))), max(0, int(round(y)))
+    x1, y1 = min(width, int(round(x + w))), min(height, int(round(y + h)))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    return Box(x0, y0, x1 - x0, y1 - y0)
+
+
+def detect_faces(
+    image: np.ndarray,
+    max_side: int = DETECT_MAX_SIDE,
+    scale_factor: float = SCALE_FACTOR,
+    min_neighbors: int = MIN_NEIGHBORS,
+    min_size: int = MIN_FACE_SIZE,
+    max_faces: int = MAX_FACES,
+) -> list[Box]:
+    """Find faces in an RGB or gray uint8 image; boxes in the image's own pixel coordinates.
+
+    At most max_faces boxes are returned (the largest ones), ordered by order_boxes.
+    """
+    gray = to_gray(image)
+    height, width = gray.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    small = gray
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    if min(small.shape[:2]) < min_size:
+        return []
+    found = _cascade().detectMultiScale(
+        small, scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(min_size, min_size)
+    )
+    boxes = []
+    for x, y, w, h in (found if len(found) else []):
+        box = clip_box(x / scale, y / scale, w / scale, h / scale, width, height)
+        if box is not None:
+            boxes.append(box)
+    boxes.sort(key=lambda b: b.w * b.h, reverse=True)
+    return order_boxes(boxes[:max_faces])
+
+
+def crop(image: np.ndarray, box: Box) -> np.ndarray:
+    return image[box.y:box.y + box.h, box.x:box.x + box.w]

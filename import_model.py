@@ -1,0 +1,155 @@
+"""Register a trained Keras emotion model in the BentoML model store.
+
+    python import_model.py                          # the bundled default model (models/)
+    python import_model.py --model my_vgg19.h5 --labels angry,disgust,fear,happy,sad,surprise,neutral
+
+The model is loaded and run once before anything is written: its output width must equal
+the number of labels, every label must be a known emotion, and the input must be a square
+1- or 3-channel image. Importing the same file with the same settings twice keeps one copy.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from emotionlib.labels import FER2013_LABELS, validate_labels
+from emotionlib.preprocess import SCALINGS
+
+HERE = Path(__file__).resolve().parent
+BUNDLED_MODEL = HERE / "models" / "emotion_classifier.keras"
+MODEL_NAME = "emotion_classifier"
+SUFFIXES = (".keras", ".h5", ".hdf5")
+
+
+class RefusedModel(Exception):
+    """The model cannot be served; nothing was registered."""
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def inspect_model(path: Path, labels: list[str]) -> dict:
+    """Load the model, run one forward pass and return its input spec, or raise RefusedModel."""
+    import keras
+    import numpy as np
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:
+        raise RefusedModel(f"cannot load {path} as a Keras model: {exc}") from exc
+    shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
+    if shape is None or len(shape) != 4 or shape[1] != shape[2] or shape[3] not in (1, 3) or not shape[1]:
+        raise RefusedModel(f"the model's input must be (batch, size, size, 1 or 3) images; it is {model.input_shape}")
+    size, channels = int(shape[1]), int(shape[3])
+    probs = np.asarray(model(np.full((2, size, size, channels), 0.5, np.float32), training=False))
+    if probs.ndim != 2 or probs.shape[1] != len(labels):
+        raise RefusedModel(
+            f"the model outputs {probs.shape[1:] if probs.ndim > 1 else probs.shape} values per face but "
+            f"{len(labels)} labels were given ({','.join(labels)}); pass --labels in the model's output order"
+        )
+    if not (np.all(probs >= -1e-4) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)):
+        raise RefusedModel("the model's outputs are not probabilities (they must be a softmax over the labels)")
+    return {"input_size": size, "channels": channels, "parameters": int(model.count_params())}
+
+
+def bundled_settings() -> dict:
+    """Labels, scaling and measured accuracy of the bundled model, from its sidecar JSON."""
+    return json.loads(BUNDLED_MODEL.with_suffix(".json").read_text())
+
+
+def find_existing(fingerprint: str):
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        models = bentoml.models.list(MODEL_NAME)
+    except NotFound:
+        return None
+    for model in models:
+        if model.info.metadata.get("fingerprint") == fingerprint:
+            return model
+    return None
+
+
+def register(path: Path, labels: list[str], scaling: str, extra: dict | None = None,
+             name: str = MODEL_NAME):
+    """Validate and register a model file; return the stored model (existing or new)."""
+    import bentoml
+
+    path = Path(path)
+    if not path.is_file():
+        raise RefusedModel(f"no such model file: {path}")
+    if path.suffix.lower() not in SUFFIXES:
+        raise RefusedModel(f"{path.name}: expected a {' or '.join(SUFFIXES)} Keras model file")
+    try:
+        labels = validate_labels(labels)
+    except ValueError as exc:
+        raise RefusedModel(str(exc)) from None
+    if scaling not in SCALINGS:
+        raise RefusedModel(f"scaling must be one of {SCALINGS}")
+    spec = inspect_model(path, labels)
+    fingerprint = hashlib.sha256(
+        json.dumps([sha256(path), labels, scaling, name], sort_keys=True).encode()
+    ).hexdigest()
+    existing = find_existing(fingerprint) if name == MODEL_NAME else None
+    if existing is not None:
+        return existing, False
+    metadata = {
+        "file": "model" + path.suffix.lower(),
+        "labels": labels,
+        "scaling": scaling,
+        "fingerprint": fingerprint,
+        "source": str(path.name),
+        **spec,
+        **(extra or {}),
+    }
+    with bentoml.models.create(name, module="keras", metadata=metadata,
+                               labels={"task": "face-emotion"}) as model:
+        shutil.copyfile(path, model.path_of(metadata["file"]))
+        card = path.parent / "MODEL_CARD.md"
+        if card.exists():
+            shutil.copyfile(card, model.path_of("MODEL_CARD.md"))
+    return model, True
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, help="a .keras or legacy .h5 model (default: the bundled model)")
+    p.add_argument("--labels", help="comma-separated labels in the model's output order "
+                   f"(default: FER2013's {','.join(FER2013_LABELS)})")
+    p.add_argument("--scaling", choices=SCALINGS, help="pixel scaling the model was trained with: "
+                   "unit = [0,1], symmetric = [-1,1], raw = [0,255] (default: unit)")
+    args = p.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    extra = {}
+    if args.model is None:
+        settings = bundled_settings()
+        path, labels, scaling = BUNDLED_MODEL, settings["labels"], settings["scaling"]
+        extra = {"accuracy": settings.get("accuracy"), "source": "bundled: models/emotion_classifier.keras"}
+    else:
+        path = args.model
+        labels = args.labels.split(",") if args.labels else list(FER2013_LABELS)
+        scaling = args.scaling or "unit"
+    try:
+        model, created = register(path, labels, scaling, extra)
+    except RefusedModel as exc:
+        print(f"refused, nothing registered: {exc}", file=sys.stderr)
+        return 2
+    print(f"{'registered' if created else 'already registered'}: {model.tag} "
+          f"(labels {','.join(model.info.metadata['labels'])}, input {model.info.metadata['input_size']}px "
+          f"x{model.info.metadata['channels']}, scaling {model.info.metadata['scaling']})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""Face emotion recognition: POST a photo to /emotion, get every face with its emotion.
+
+Two BentoML services: EmotionAPI (HTTP entry on port 9000: decoding, Haar face detection,
+preprocessing) and EmotionModel (the Keras classifier behind an adaptive-batching API,
+so faces from concurrent requests share one forward pass).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Literal
+
+import anyio
+import bentoml
+import numpy as np
+from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse
+
+from emotionlib.decode import decode_image
+from emotionlib.detect import Box, crop, detect_faces
+from emotionlib.errors import InputError
+from emotionlib.labels import EMOTIONS, fold_probabilities
+from emotionlib.metrics import metrics
+from emotionlib.preprocess import preprocess_batch
+from emotionlib.upload import UploadGuard
+
+MODEL_TAG = os.environ.get("EMOTION_MODEL_TAG", "emotion_classifier:latest")
+MAX_UPLOAD_BYTES = int(float(os.environ.get("EMOTION_MAX_UPLOAD_MB", "10")) * 1024 * 1024)
+MAX_PIXELS = int(os.environ.get("EMOTION_MAX_PIXELS", "50000000"))
+MAX_BATCH_SIZE = int(os.environ.get("EMOTION_MAX_BATCH_SIZE", "64"))
+MAX_LATENCY_MS = int(os.environ.get("EMOTION_MAX_LATENCY_MS", "2000"))
+API_WORKERS = int(os.environ.get("EMOTION_API_WORKERS", "1"))
+MAX_CONCURRENCY = int(os.environ.get("EMOTION_MAX_CONCURRENCY", "32"))
+
+logger = logging.getLogger("emotion")
+logger.setLevel(os.environ.get("EMOTION_LOG_LEVEL", "INFO").upper())
+
+EMOTION_MODEL = bentoml.models.BentoModel(MODEL_TAG)
+
+
+def stored_model():
+    """The model in the store, or a start-up error that says how to get one there."""
+    stored = EMOTION_MODEL.stored
+    if stored is None:
+        raise RuntimeError(
+            f"no model {MODEL_TAG!r} in the BentoML model store "
+            f"({os.environ.get('BENTOML_HOME', '~/bentoml')}); run `python import_model.py` first"
+        )
+    return stored
+
+
+class Face(BaseModel):
+    bounding_box: list[int] = Field(description="[x, y, width, height] in pixels of the upright image")
+    emotion: Literal["happy", "sad", "angry", "fear", "surprise", "neutral"]
+    confidence: float = Field(ge=0, le=1, description="probability of `emotion`")
+    scores: dict[str, float] = Field(description="probability of each of the six emotions; sums to 1")
+
+
+@bentoml.service(name="emotion_model", workers=1, traffic={"timeout": 60})
+class EmotionModel:
+    """Owns the Keras classifier; returns (N, 6) probabilities in EMOTIONS order."""
+
+    bento_model = EMOTION_MODEL
+
+    def __init__(self) -> None:
+        import keras
+
+        stored = stored_model()
+        meta = stored.info.metadata
+        self.labels = list(meta["labels"])
+        self.model = keras.models.load_model(stored.path_of(meta["file"]), compile=False)
+        shape = (1, meta["input_size"], meta["input_size"], meta["channels"])
+        self.predict(np.zeros(shape, np.float32))  # warm up before /readyz says ready
+        logger.info("loaded %s (%s)", stored.tag, ", ".join(self.labels))
+
+    @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
+    def predict(self, faces: np.ndarray) -> np.ndarray:
+        started = time.perf_counter()
+        probs = np.asarray(self.model(faces, training=False))
+        metrics().batch_size.observe(len(faces))
+        metrics().inference.observe(time.perf_counter() - started)
+        return fold_probabilities(probs, self.labels)
+
+
+@bentoml.service(
+    name="emotion_api",
+    http={"port": 9000},
+    workers=API_WORKERS,
+    traffic={"timeout": 60, "max_concurrency": MAX_CONCURRENCY},
+)
+class EmotionAPI:
+    model = bentoml.depends(EmotionModel)
+
+    def __init__(self) -> None:
+        meta = stored_model().info.metadata
+        self.input = dict(size=meta["input_size"], channels=meta["channels"], scaling=meta["scaling"])
+
+    def prepare(self, image: Path, detect: bool) -> tuple[list[Box], np.ndarray]:
+        """Decode, find faces and preprocess them (CPU work, run off the event loop)."""
+        rgb = decode_image(image.read_bytes(), MAX_PIXELS)
+        height, width = rgb.shape[:2]
+        boxes = detect_faces(rgb) if detect else [Box(0, 0, width, height)]
+        return boxes, preprocess_batch([crop(rgb, box) for box in boxes], **self.input)
+
+    @bentoml.api(route="/emotion")
+    async def emotion(self, image: Path, detect: bool = True) -> list[Face]:
+        """Every face in a JPEG or PNG photo with its emotion, left to right.
+
+        `detect=false` treats the whole image as one already-cropped face.
+        """
+        started = time.perf_counter()
+        try:
+            boxes, batch = await anyio.to_thread.run_sync(self.prepare, image, detect)
+        except InputError as error:
+            metrics().rejected.labels(reason=error.code).inc()
+            return JSONResponse(error.to_dict(), status_code=error.status)
+        metrics().detection.observe(time.perf_counter() - started)
+        metrics().faces.observe(len(boxes))
+        if not boxes:
+            return []
+        scores = await self.model.to_async.predict(batch)
+        faces = []
+        for box, row in zip(boxes, np.asarray(scores, dtype=float)):
+            best = int(row.argmax())
+            faces.append(Face(bounding_box=box.as_list(), emotion=EMOTIONS[best], confidence=round(row[best], 4),
+                              scores={name: round(p, 4) for name, p in zip(EMOTIONS, row)}))
+        return faces
+
+
+EmotionAPI.add_asgi_middleware(UploadGuard, path="/emotion", max_bytes=MAX_UPLOAD_BYTES)

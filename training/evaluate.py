@@ -1,0 +1,157 @@
+"""Evaluate a Keras emotion model on a FER2013 split.
+
+    python -m training.evaluate models/emotion_vggnet.keras ../shared/data/fer2013 --split val
+
+Prints and writes ``evaluation.json`` (7-class accuracy, 6-class accuracy with disgust
+folded into angry as the API reports it, per-class precision/recall/F1, confusion
+matrices) and ``confusion_matrix.png`` into --out (default: the model's folder).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from emotionlib.labels import EMOTIONS, FER2013_LABELS, FOLDED, fold_probabilities
+from emotionlib.preprocess import SCALINGS, preprocess_batch
+from training.data import load_split_cached
+
+
+def per_class(confusion: np.ndarray, labels) -> dict:
+    """Precision, recall, F1 and support per class from a (true x predicted) matrix."""
+    out = {}
+    for i, name in enumerate(labels):
+        tp = confusion[i, i]
+        predicted, actual = confusion[:, i].sum(), confusion[i].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        out[name] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
+                     "f1": round(float(f1), 4), "support": int(actual)}
+    return out
+
+
+def confusion_matrix(y_true, y_pred, n: int) -> np.ndarray:
+    matrix = np.zeros((n, n), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def predict(model, images: np.ndarray, scaling: str, batch_size: int = 256) -> np.ndarray:
+    size, channels = int(model.input_shape[1]), int(model.input_shape[3])
+    x = preprocess_batch(images, size, channels, scaling)
+    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
+
+
+def report_from_probs(probs: np.ndarray, y_true: np.ndarray, labels=FER2013_LABELS) -> dict:
+    labels = list(labels)
+    y_pred = probs.argmax(axis=1)
+    cm7 = confusion_matrix(y_true, y_pred, len(labels))
+    # The API's view: fold the model's classes into the six emotions, truth likewise.
+    to6 = np.array([EMOTIONS.index(FOLDED.get(name, name)) for name in labels])
+    y6_true = to6[y_true]
+    y6_pred = fold_probabilities(probs, labels).argmax(axis=1)
+    cm6 = confusion_matrix(y6_true, y6_pred, len(EMOTIONS))
+    return {
+        "samples": int(len(y_true)),
+        "accuracy_7": round(float((y_pred == y_true).mean()), 4),
+        "accuracy_6": round(float((y6_pred == y6_true).mean()), 4),
+        "labels_7": labels,
+        "labels_6": list(EMOTIONS),
+        "per_class_7": per_class(cm7, labels),
+        "per_class_6": per_class(cm6, EMOTIONS),
+        "confusion_7": cm7.tolist(),
+        "confusion_6": cm6.tolist(),
+    }
+
+
+def plot_confusion(matrix, labels, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix, dtype=float)
+    norm = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(j, i, f"{norm[i, j]:.2f}\n({int(matrix[i, j])})", ha="center", va="center",
+                    fontsize=7, color="white" if norm[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_history(history_csv: Path, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(history_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, ax in (("loss", ax1), ("accuracy", ax2)):
+        ax.plot(epochs, [float(r[key]) for r in rows], label=f"train {key}")
+        if f"val_{key}" in rows[0]:
+            ax.plot(epochs, [float(r[f"val_{key}"]) for r in rows], label=f"val {key}")
+        ax.set_xlabel("epoch")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def evaluate_model(model_path, data, split: str = "val", out_dir=None, scaling: str = "unit",
+                   cache_dir=None, labels=FER2013_LABELS) -> dict:
+    import keras
+
+    model = keras.models.load_model(model_path, compile=False)
+    images, y_true = load_split_cached(data, split, cache_dir)
+    probs = predict(model, images, scaling)
+    if probs.shape[1] != len(labels):
+        raise ValueError(f"model has {probs.shape[1]} outputs but {len(labels)} labels were given")
+    report = {"model": str(model_path), "data": str(data), "split": split, "scaling": scaling,
+              **report_from_probs(probs, y_true, labels)}
+    out_dir = Path(out_dir or Path(model_path).parent)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
+    plot_confusion(report["confusion_7"], report["labels_7"], out_dir / "confusion_matrix.png",
+                   f"{split}: 7-class accuracy {report['accuracy_7']:.2%}")
+    return report
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", help="a .keras (or .h5) model file")
+    p.add_argument("data", help="FER2013 folder or fer2013.csv")
+    p.add_argument("--split", default="val", help="train, val (PublicTest) or test (PrivateTest)")
+    p.add_argument("--scaling", choices=SCALINGS, default="unit", help="pixel scaling the model expects")
+    p.add_argument("--out", help="output folder (default: next to the model)")
+    p.add_argument("--cache-dir", default=None, help="cache decoded datasets here as .npz")
+    args = p.parse_args(argv)
+    report = evaluate_model(args.model, args.data, args.split, args.out, args.scaling, args.cache_dir)
+    print(f"{report['samples']} images of split {args.split!r}")
+    print(f"7-class accuracy: {report['accuracy_7']:.4f}")
+    print(f"6-class accuracy: {report['accuracy_6']:.4f} (disgust folded into angry)")
+    print(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
+    for name, row in report["per_class_7"].items():
+        print(f"{name:<10}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9}")
+
+
+if __name__ == "__main__":
+    main()
