@@ -111,7 +111,7 @@ def register(path: Path, labels: list[str], scaling: str, extra: dict | None = N
         "fingerprint": fingerprint,
         "source": str(path.name),
         **spec,
-        **(extra or {}),
+        **{key: value for key, value in (extra or {}).items() if value is not None},
     }
     with bentoml.models.create(name, module="keras", metadata=metadata,
                                labels={"task": "face-emotion"}) as model:

@@ -17,7 +17,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from emotionlib.decode import decode_image
+from emotionlib.errors import InputError
 from emotionlib.labels import FER2013_LABELS
+from emotionlib.preprocess import to_gray
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 # Split names accepted for the CSV form, and the folder aliases used by common copies.
@@ -27,9 +30,11 @@ FOLDER_ALIASES = {"train": ("train", "Training"), "val": ("val", "PublicTest", "
 
 
 def _read_gray(path: Path, size: int) -> np.ndarray:
-    image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_GRAYSCALE)
-    if image is None:
-        raise ValueError(f"cannot decode image {path}")
+    """Decode exactly as the service decodes an upload, then keep the gray plane."""
+    try:
+        image = to_gray(decode_image(path.read_bytes()))
+    except InputError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     if image.shape != (size, size):
         image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
     return image

@@ -1,0 +1,77 @@
+"""Haar face detection on real portraits: counts, order, bounds, coordinates."""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from conftest import side_by_side
+from emotionlib.detect import Box, clip_box, detect_faces, order_boxes, suppress_overlaps
+
+
+def test_one_face_in_each_portrait(obama, biden):
+    for image in (obama, biden):
+        boxes = detect_faces(np.asarray(image))
+        assert len(boxes) == 1
+        box = boxes[0]
+        assert 200 < box.w < 400 and abs(box.w - box.h) <= 2
+
+
+def test_two_faces_left_to_right(pair, obama, biden):
+    boxes = detect_faces(np.asarray(pair))
+    assert len(boxes) == 2
+    left, right = boxes
+    obama_width = round(obama.width * 600 / obama.height)
+    assert left.x + left.w <= obama_width < right.x
+
+
+def test_boxes_lie_inside_the_image(pair):
+    image = np.asarray(pair)
+    for box in detect_faces(image):
+        assert box.x >= 0 and box.y >= 0 and box.w > 0 and box.h > 0
+        assert box.x + box.w <= image.shape[1] and box.y + box.h <= image.shape[0]
+        assert all(isinstance(v, int) for v in box.as_list())
+
+
+def test_large_image_boxes_are_in_original_coordinates(obama):
+    small = detect_faces(np.asarray(obama))[0]
+    big_image = obama.resize((obama.width * 3, obama.height * 3))  # 2730x3411: downscaled to detect
+    big = detect_faces(np.asarray(big_image), max_side=1280)
+    assert len(big) == 1
+    assert abs(big[0].x - 3 * small.x) < 40 and abs(big[0].w - 3 * small.w) < 60
+
+
+def test_no_face_in_a_blank_image():
+    assert detect_faces(np.full((400, 400, 3), 200, np.uint8)) == []
+
+
+def test_tiny_image_has_no_face():
+    assert detect_faces(np.zeros((5, 5, 3), np.uint8)) == []
+
+
+def test_grid_of_fifty_faces(face_crop):
+    tile = face_crop.resize((100, 100))
+    canvas = Image.new("RGB", (10 * 120, 5 * 130), "white")
+    for i in range(50):
+        canvas.paste(tile, (10 + (i % 10) * 120, 10 + (i // 10) * 130))
+    boxes = detect_faces(np.asarray(canvas))
+    assert len(boxes) >= 45
+    assert boxes == order_boxes(boxes)
+
+
+def test_order_is_left_to_right_then_top_to_bottom():
+    boxes = [Box(50, 0, 10, 10), Box(0, 90, 10, 10), Box(0, 10, 10, 10)]
+    assert order_boxes(boxes) == [Box(0, 10, 10, 10), Box(0, 90, 10, 10), Box(50, 0, 10, 10)]
+
+
+def test_overlapping_leftovers_are_suppressed():
+    face, collar, other = Box(100, 100, 300, 300), Box(150, 250, 200, 200), Box(500, 100, 300, 300)
+    assert suppress_overlaps([collar, face, other]) == [face, other]
+
+
+def test_clip_box():
+    assert clip_box(-5.4, 2.6, 20, 20, 10, 10) == Box(0, 3, 10, 7)
+    assert clip_box(20, 20, 5, 5, 10, 10) is None
+
+
+def test_side_by_side_helper_keeps_both(obama, biden):
+    assert side_by_side(obama, biden).height == 600

@@ -1,0 +1,200 @@
+"""The HTTP contract of POST /emotion, through the real ASGI app with the bundled model."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import encode, post_image
+from emotionlib.labels import EMOTIONS
+
+
+def check_face(face, width, height):
+    assert set(face) == {"bounding_box", "emotion", "confidence", "scores"}
+    x, y, w, h = face["bounding_box"]
+    assert all(isinstance(v, int) for v in (x, y, w, h))
+    assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= width and y + h <= height
+    assert face["emotion"] in EMOTIONS
+    assert 0.0 <= face["confidence"] <= 1.0
+    assert list(face["scores"]) == list(EMOTIONS)
+    assert sum(face["scores"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert face["confidence"] == max(face["scores"].values())
+    assert face["scores"][face["emotion"]] == face["confidence"]
+
+
+def test_one_smiling_face(client, obama):
+    response = post_image(client, encode(obama))
+    assert response.status_code == 200
+    faces = response.json()
+    assert len(faces) == 1
+    check_face(faces[0], obama.width, obama.height)
+    assert faces[0]["emotion"] == "happy"  # the official portrait is smiling
+
+
+def test_two_faces_left_to_right(client, pair):
+    faces = post_image(client, encode(pair, "PNG"), "pair.png", "image/png").json()
+    assert len(faces) == 2
+    for face in faces:
+        check_face(face, pair.width, pair.height)
+    assert faces[0]["bounding_box"][0] < faces[1]["bounding_box"][0]
+
+
+def test_no_face_is_an_empty_list(client):
+    response = post_image(client, encode(Image.new("RGB", (300, 200), "skyblue")))
+    assert response.status_code == 200 and response.json() == []
+
+
+def test_detect_false_classifies_the_whole_image(client, face_crop):
+    response = post_image(client, encode(face_crop), detect="false")
+    assert response.status_code == 200
+    faces = response.json()
+    assert len(faces) == 1
+    assert faces[0]["bounding_box"] == [0, 0, face_crop.width, face_crop.height]
+    check_face(faces[0], face_crop.width, face_crop.height)
+
+
+def test_detect_false_matches_the_detected_face(client, obama, face_crop):
+    """The same pixels give the same scores, whether found by the detector or sent cropped."""
+    detected = post_image(client, encode(obama, "PNG"), "o.png", "image/png").json()[0]
+    x, y, w, h = detected["bounding_box"]
+    cropped = post_image(client, encode(obama.crop((x, y, x + w, y + h)), "PNG"), "c.png", "image/png",
+                         detect="false").json()[0]
+    assert cropped["scores"] == pytest.approx(detected["scores"], abs=2e-4)
+
+
+def test_exif_rotated_photo_gets_upright_boxes(client, obama):
+    stored = obama.rotate(90, expand=True)  # as a phone stores a portrait shot
+    exif = Image.Exif()
+    exif[0x0112] = 8  # display rotated 90 degrees clockwise: upright again
+    faces = post_image(client, encode(stored, exif=exif.tobytes())).json()
+    assert len(faces) == 1
+    check_face(faces[0], obama.width, obama.height)  # coordinates of the upright image
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK"])
+def test_other_color_modes(client, obama, mode):
+    image = obama.convert(mode)
+    fmt = "JPEG" if mode == "CMYK" else "PNG"
+    faces = post_image(client, encode(image, fmt), "x." + fmt.lower(), "image/" + fmt.lower()).json()
+    assert len(faces) == 1
+
+
+def test_fifty_faces(client, face_crop):
+    tile = face_crop.resize((100, 100))
+    canvas = Image.new("RGB", (10 * 120, 5 * 130), "white")
+    for i in range(50):
+        canvas.paste(tile, (10 + (i % 10) * 120, 10 + (i // 10) * 130))
+    faces = post_image(client, encode(canvas)).json()
+    assert len(faces) >= 45
+    keys = [(f["bounding_box"][0], f["bounding_box"][1]) for f in faces]
+    assert keys == sorted(keys)
+
+
+def test_large_photo_boxes_in_original_coordinates(client, obama):
+    big = obama.resize((obama.width * 3, obama.height * 3))
+    faces = post_image(client, encode(big, quality=80)).json()
+    assert len(faces) == 1
+    check_face(faces[0], big.width, big.height)
+    assert faces[0]["bounding_box"][2] > 700
+
+
+def test_octet_stream_upload_is_sniffed(client, obama):
+    response = post_image(client, encode(obama), "blob", "application/octet-stream")
+    assert response.status_code == 200 and len(response.json()) == 1
+
+
+def error_of(response, status):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error", "code", "status"} and body["status"] == status
+    assert isinstance(body["error"], str) and len(body["error"]) > 10
+    return body
+
+
+def random_bytes(n=4096):
+    return np.random.default_rng(1).integers(0, 256, n, dtype=np.uint8).tobytes()
+
+
+BAD_FILES = [
+    ("empty", b"", 400, "empty_file"),
+    ("random bytes", random_bytes(), 400, "not_an_image"),
+    ("text", b"just some text\n", 400, "not_an_image"),
+    ("html", b"<html><body>no</body></html>", 400, "not_an_image"),
+    ("pdf", b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n", 400, "not_an_image"),
+]
+
+
+@pytest.mark.parametrize("name, data, status, code", BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_bad_files(client, name, data, status, code):
+    assert error_of(post_image(client, data), status)["code"] == code
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_truncated_images(client, obama, fmt):
+    data = encode(obama, fmt)
+    body = error_of(post_image(client, data[: len(data) // 3]), 400)
+    assert body["code"] in ("truncated_image", "corrupt_image")
+
+
+def test_unsupported_image_type(client, obama):
+    body = error_of(post_image(client, encode(obama, "GIF"), "x.gif", "image/gif"), 415)
+    assert "GIF" in body["error"]
+
+
+def test_decompression_bomb(client):
+    from test_decode import bomb_png
+
+    body = error_of(post_image(client, bomb_png(10_000, 6_000), "bomb.png", "image/png"), 413)
+    assert body["code"] == "image_too_large"
+
+
+def test_upload_over_the_size_limit(client):
+    body = error_of(post_image(client, b"\xff\xd8" + b"\0" * (11 * 1024 * 1024)), 413)
+    assert body["code"] == "upload_too_large"
+
+
+def test_wrong_field_name_is_400_not_500(client, obama):
+    response = client.post("/emotion", files={"picture": ("x.jpg", encode(obama), "image/jpeg")})
+    body = error_of(response, 400)
+    assert body["code"] == "missing_field" and "'image'" in body["error"]
+
+
+def test_no_fields_at_all(client):
+    response = client.post("/emotion", files={"detect": (None, "true")})
+    assert error_of(response, 400)["code"] == "missing_field"
+
+
+def test_image_sent_as_text_field(client):
+    response = client.post("/emotion", data={"image": "not a file"},
+                           headers={"content-type": "multipart/form-data; boundary=x"},
+                           content=b'--x\r\nContent-Disposition: form-data; name="image"\r\n\r\nhello\r\n--x--\r\n')
+    assert error_of(response, 400)["code"] == "not_a_file"
+
+
+def test_extra_unknown_field(client, obama):
+    response = client.post("/emotion", files={"image": ("x.jpg", encode(obama), "image/jpeg"),
+                                              "extra": ("y.bin", random_bytes(), "application/octet-stream")})
+    assert error_of(response, 400)["code"] == "unknown_field"
+
+
+def test_bad_detect_value(client, obama):
+    assert error_of(post_image(client, encode(obama), detect="sometimes"), 400)["code"] == "invalid_field"
+
+
+def test_json_body_is_refused(client):
+    response = client.post("/emotion", json={"image": "http://127.0.0.1:1/x.jpg"})
+    assert error_of(response, 415)["code"] == "unsupported_media_type"
+
+
+def test_malformed_multipart(client):
+    response = client.post("/emotion", content=b"--nope\r\ngarbage",
+                           headers={"content-type": "multipart/form-data; boundary=zzz"})
+    assert response.status_code == 400
+    assert response.json()["code"] in ("malformed_multipart", "missing_field")
+
+
+def test_still_serving_after_bad_inputs(client, obama):
+    for _, data, _, _ in BAD_FILES:
+        post_image(client, data)
+    response = post_image(client, encode(obama))
+    assert response.status_code == 200 and len(response.json()) == 1
