@@ -51,6 +51,10 @@ def stored_model():
     return stored
 
 
+# Fail at import, before any worker starts, rather than serving 500s without a model.
+stored_model()
+
+
 class Face(BaseModel):
     bounding_box: list[int] = Field(description="[x, y, width, height] in pixels of the upright image")
     emotion: Literal["happy", "sad", "angry", "fear", "surprise", "neutral"]
