@@ -23,5 +23,9 @@ serve: import
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# Second stage: build the Bento's image with buildah, run it with podman, call it.
+container-test: $(STAMP)
+	$(BIN)/python -m pytest -m container tests/container
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,113 @@
+"""Build the Bento's container image for real, run it, and call it on port 9000.
+
+Run with `make container-test` (it is the second stage of .ci/run). Needs root to install
+buildah/podman/runc/debootstrap when they are missing; elsewhere it skips with the reason,
+except under CI, where it fails instead.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import FIXTURES, ROOT
+
+IMAGE = "face-emotion:test"
+CONTAINER = "face-emotion-test"
+pytestmark = pytest.mark.container
+
+
+def sh(args, env, timeout=1800, check=True):
+    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(map(str, args))} failed ({result.returncode}):\n"
+                    f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def container_env():
+    """Tools and base image ready; environment for buildah/podman."""
+    tools = subprocess.run(
+        ["bash", "-c", "source scripts/container-tools.sh && printf '%s\\n%s' \"$CONTAINERS_CONF\" \"$BUILDAH_ISOLATION\""],
+        cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    if tools.returncode != 0:
+        message = f"container tools unavailable: {tools.stderr.strip()[-500:]}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    conf, isolation = tools.stdout.strip().splitlines()[-2:]
+    home = tempfile.mkdtemp(prefix="emotion-container-bentoml-")
+    return {**os.environ, "CONTAINERS_CONF": conf, "BUILDAH_ISOLATION": isolation,
+            "BENTOML_HOME": home, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+@pytest.fixture(scope="module")
+def image(container_env):
+    """The README's commands: import the model, bentoml build, bentoml containerize."""
+    bin_dir = Path(sys.executable).parent
+    sh([sys.executable, "import_model.py"], container_env)
+    built = sh([str(bin_dir / "bentoml"), "build"], container_env).stdout
+    tag = re.search(r"face-emotion:[a-z0-9]+", built).group(0)
+    sh([str(bin_dir / "bentoml"), "containerize", "--backend", "buildah", tag, "-t", IMAGE], container_env)
+    return tag
+
+
+@pytest.fixture(scope="module")
+def running(image, container_env):
+    port = free_port()
+    sh(["podman", "rm", "-f", CONTAINER], container_env, check=False)
+    sh(["podman", "run", "-d", "--name", CONTAINER, "-p", f"{port}:9000", IMAGE], container_env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(2)
+        else:
+            logs = sh(["podman", "logs", CONTAINER], container_env, check=False)
+            pytest.fail(f"container not ready:\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}")
+        yield url
+    finally:
+        sh(["podman", "rm", "-f", CONTAINER], container_env, check=False)
+
+
+def test_bento_holds_only_what_serving_needs(image, container_env):
+    listed = sh([str(Path(sys.executable).parent / "bentoml"), "get", image, "-o", "path"], container_env)
+    bento = Path(listed.stdout.strip())
+    files = {str(p.relative_to(bento / "src")) for p in (bento / "src").rglob("*") if p.is_file()}
+    assert "service.py" in files and "emotionlib/preprocess.py" in files
+    assert not any(f.startswith(("training/", "tests/", ".venv/", "runs/", "models/")) for f in files), files
+
+
+def test_real_photo_through_the_container(running):
+    data = (FIXTURES / "obama.jpg").read_bytes()
+    response = httpx.post(f"{running}/emotion", files={"image": ("obama.jpg", data, "image/jpeg")}, timeout=60)
+    assert response.status_code == 200, response.text
+    faces = response.json()
+    assert len(faces) == 1 and faces[0]["emotion"] == "happy"
+
+
+def test_bad_input_is_a_4xx(running):
+    response = httpx.post(f"{running}/emotion", files={"picture": ("x.jpg", b"abc", "image/jpeg")}, timeout=60)
+    assert response.status_code == 400 and response.json()["code"] == "missing_field"
+    response = httpx.post(f"{running}/emotion", files={"image": ("x.jpg", b"abc", "image/jpeg")}, timeout=60)
+    assert response.status_code == 400
