@@ -1,7 +1,19 @@
 """Face detection with OpenCV's Haar cascade.
 
 Parameters are module constants, overridable through environment variables (see the
-README's configuration table) and measured with benchmarks/detection.py.
+README's configuration table), chosen with benchmarks/detection.py (composed group photos,
+3 x 32 faces per size, recall / false positives; plus the two real portraits):
+
+    minSize minNb scale |  32px    |  40px    |  56px    |  80px    | portraits
+         24     6   1.1 |  99%  0  |  99%  0  | 100%  1  | 100%  0  | [1, 1]   <- chosen
+         30     6   1.1 |  40%  0  |  99%  0  | 100%  1  | 100%  0  | [1, 1]
+         30     5   1.1 |  61%  0  | 100%  0  | 100%  1  | 100%  0  | [1, 1]
+         40     6   1.1 |   0%  0  |  54%  0  | 100%  1  | 100%  0  | [1, 1]
+         24     5  1.05 |  96%  2  | 100%  0  |  95%  4  |  96%  2  | [2, 2]
+
+A minimum size close to the smallest faces matters most (the cascade steps window sizes by
+the scale factor, so minSize 30 rarely fits a 32 px face); minNeighbors 6 and scale 1.1
+keep the real portraits at exactly one face each.
 """
 from __future__ import annotations
 
@@ -19,10 +31,10 @@ CASCADE_FILE = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_defa
 # mapped back to the original image's coordinates.
 DETECT_MAX_SIDE = int(os.environ.get("EMOTION_DETECT_MAX_SIDE", "1280"))
 SCALE_FACTOR = float(os.environ.get("EMOTION_SCALE_FACTOR", "1.1"))
-# 6 rather than OpenCV's usual 3-5: at 5, re-encoded portraits gave a second box on the collar.
+# 6 rather than OpenCV's usual 3-5: at 5, a re-encoded portrait gave a second box on the collar.
 MIN_NEIGHBORS = int(os.environ.get("EMOTION_MIN_NEIGHBORS", "6"))
 # Smallest face, in pixels of the (downscaled) detection image.
-MIN_FACE_SIZE = int(os.environ.get("EMOTION_MIN_FACE_SIZE", "30"))
+MIN_FACE_SIZE = int(os.environ.get("EMOTION_MIN_FACE_SIZE", "24"))
 MAX_FACES = int(os.environ.get("EMOTION_MAX_FACES", "100"))
 
 _local = threading.local()
