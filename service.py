@@ -33,6 +33,8 @@ MAX_BATCH_SIZE = int(os.environ.get("EMOTION_MAX_BATCH_SIZE", "64"))
 MAX_LATENCY_MS = int(os.environ.get("EMOTION_MAX_LATENCY_MS", "2000"))
 API_WORKERS = int(os.environ.get("EMOTION_API_WORKERS", "1"))
 MAX_CONCURRENCY = int(os.environ.get("EMOTION_MAX_CONCURRENCY", "32"))
+# Images decoded at once per worker: bounds memory (a 50 MP photo is 150 MB as RGB).
+DECODE_CONCURRENCY = int(os.environ.get("EMOTION_DECODE_CONCURRENCY", "4"))
 
 logger = logging.getLogger("emotion")
 logger.setLevel(os.environ.get("EMOTION_LOG_LEVEL", "INFO").upper())
@@ -100,6 +102,7 @@ class EmotionAPI:
     def __init__(self) -> None:
         meta = stored_model().info.metadata
         self.input = dict(size=meta["input_size"], channels=meta["channels"], scaling=meta["scaling"])
+        self.decode_slots = anyio.CapacityLimiter(DECODE_CONCURRENCY)
 
     def prepare(self, image: Path, detect: bool) -> tuple[list[Box], np.ndarray]:
         """Decode, find faces and preprocess them (CPU work, run off the event loop)."""
@@ -116,7 +119,7 @@ class EmotionAPI:
         """
         started = time.perf_counter()
         try:
-            boxes, batch = await anyio.to_thread.run_sync(self.prepare, image, detect)
+            boxes, batch = await anyio.to_thread.run_sync(self.prepare, image, detect, limiter=self.decode_slots)
         except InputError as error:
             metrics().rejected.labels(reason=error.code).inc()
             return JSONResponse(error.to_dict(), status_code=error.status)

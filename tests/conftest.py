@@ -78,6 +78,23 @@ def client(bundled_model_store):
         yield test_client
 
 
+def wait_ready(url: str, seconds: float, alive=lambda: True) -> bool:
+    """Poll url/readyz until it answers 200 (True), time runs out or alive() turns False."""
+    import time
+
+    import httpx
+
+    deadline = time.time() + seconds
+    while time.time() < deadline and alive():
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    return False
+
+
 def post_image(client, data: bytes, filename: str = "photo.jpg", content_type: str = "image/jpeg", **form):
     return client.post("/emotion", files={"image": (filename, data, content_type)}, data=form or None)
 

@@ -7,13 +7,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, wait_ready
 
 PORT = 9000
 URL = f"http://127.0.0.1:{PORT}"
@@ -48,19 +47,9 @@ def server(bundled_model_store, tmp_path_factory):
         pytest.fail(f"port {PORT} is busy: stop whatever listens there to run the end-to-end test")
     log_path = tmp_path_factory.mktemp("serve") / "serve.log"
     process = start(bundled_model_store, log_path)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"bentoml serve exited early:\n{log_path.read_text()[-4000:]}")
-        try:
-            if httpx.get(f"{URL}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    else:
+    if not wait_ready(URL, 180, alive=lambda: process.poll() is None):
         stop(process)
-        pytest.fail(f"not ready after 180 s:\n{log_path.read_text()[-4000:]}")
+        pytest.fail(f"bentoml serve did not get ready:\n{log_path.read_text()[-4000:]}")
     yield process
     stop(process)
 

@@ -170,6 +170,22 @@ def test_report_folds_disgust_into_angry():
     assert report["accuracy_6"] == 1.0
 
 
+def test_shift_tta_views_match_numpy():
+    from training.export import TTA_VIEWS, with_tta
+    from training.models import build_model
+
+    model = build_model("vggnet", (48, 48, 1), 7, width=4)
+    x = np.random.default_rng(1).random((2, 48, 48, 1)).astype("float32")
+
+    def view(a, flip, dx, dy):
+        a = a[:, :, ::-1] if flip else a
+        rows, cols = np.clip(np.arange(48) - dy, 0, 47), np.clip(np.arange(48) - dx, 0, 47)
+        return a[:, rows][:, :, cols]
+
+    expected = np.mean([np.asarray(model(view(x, *v))) for v in TTA_VIEWS["flip_shift"]], axis=0)
+    assert np.allclose(np.asarray(with_tta(model, "flip_shift")(x)), expected, atol=1e-6)
+
+
 def test_flip_tta_export_averages_the_mirror(tmp_path):
     from training.export import with_flip_tta
     from training.models import build_model

@@ -4,8 +4,9 @@
         --data ../shared/data/fer2013 --tta flip
 
 With ``--tta flip`` the exported model averages its predictions for the face and its
-mirror image. It is built from standard Keras layers only (the mirror is a fixed
-permutation matrix applied with Dense), so it loads anywhere without custom objects.
+mirror image (``flip_shift``: also 2-pixel shifts of both). It is built from standard Keras
+layers only (each view is a fixed 0/1 resampling matrix applied with Dense), so it loads
+anywhere without custom objects.
 Writes ``<output>.json`` (labels, scaling, measured accuracy) that import_model.py reads,
 and evaluation.json / confusion_matrix.png beside the output.
 """
@@ -21,26 +22,66 @@ from emotionlib.labels import FER2013_LABELS
 from emotionlib.preprocess import SCALINGS
 
 
-def mirror_layers(width: int, channels: int, name: str = "mirror"):
-    """Layers that flip (N, H, W, C) images left-right: permute W last, multiply, permute back."""
-    import keras
+TTA_VIEWS = {
+    "none": [(False, 0, 0)],
+    "flip": [(False, 0, 0), (True, 0, 0)],
+    # the face and its mirror, each also shifted by SHIFT pixels left, right, up and down
+    "flip_shift": [(f, dx, dy) for f in (False, True) for dx, dy in ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))],
+}
+
+
+def axis_matrix(n: int, flip: bool = False, shift: int = 0) -> np.ndarray:
+    """(n, n) 0/1 matrix M with out[j] = in[src(j)]: a mirror and/or a shift with edge clamping."""
+    matrix = np.zeros((n, n), np.float32)
+    for j in range(n):
+        i = n - 1 - j if flip else j
+        matrix[min(n - 1, max(0, i - shift)), j] = 1.0
+    return matrix
+
+
+def view_layers(size: int, width: int, channels: int, flip: bool, dx: int, dy: int, name: str):
+    """Standard layers that resample (N, H, W, C) images along W then H with fixed matrices."""
     from keras import layers
 
-    to_last = layers.Permute((3, 1, 2), name=f"{name}_to_w_last")  # (C, H, W)
-    flip = layers.Dense(width, use_bias=False, trainable=False, name=f"{name}_matrix")
-    back = layers.Permute((2, 3, 1), name=f"{name}_back")  # (H, W, C)
-    flip.build((None, channels, width, width))
-    flip.set_weights([np.eye(width, dtype=np.float32)[::-1]])
-    return lambda x: back(flip(to_last(x))), keras
+    def fixed(n, matrix, suffix, shape):
+        dense = layers.Dense(n, use_bias=False, trainable=False, name=f"{name}_{suffix}")
+        dense.build(shape)
+        dense.set_weights([matrix])
+        return dense
+
+    w_last = layers.Permute((3, 1, 2), name=f"{name}_w_last")  # (C, H, W)
+    along_w = fixed(width, axis_matrix(width, flip, dx), "w", (None, channels, size, width))
+    h_last = layers.Permute((1, 3, 2), name=f"{name}_h_last")  # (C, W, H)
+    along_h = fixed(size, axis_matrix(size, False, dy), "h", (None, channels, width, size))
+    back = layers.Permute((3, 2, 1), name=f"{name}_back")  # (H, W, C)
+    return lambda x: back(along_h(h_last(along_w(w_last(x)))))
+
+
+def with_tta(model, tta: str = "flip"):
+    """A model whose output is the mean of model(view(x)) over the views of TTA_VIEWS[tta].
+
+    Built from standard Keras layers only (Permute and fixed Dense matrices), so the saved
+    model loads anywhere without custom objects.
+    """
+    import keras
+
+    views = TTA_VIEWS[tta]
+    if len(views) == 1:
+        return model
+    _, size, width, channels = (int(d) if d else d for d in model.input_shape)
+    inputs = keras.Input(shape=(size, width, channels), name="face")
+    outputs = []
+    for k, (flip, dx, dy) in enumerate(views):
+        x = inputs if (flip, dx, dy) == (False, 0, 0) else \
+            view_layers(size, width, channels, flip, dx, dy, f"view{k}")(inputs)
+        outputs.append(model(x))
+    outputs = keras.layers.Average(name=f"tta_{tta}")(outputs)
+    return keras.Model(inputs, outputs, name=f"{model.name}_{tta}")
 
 
 def with_flip_tta(model):
-    """A model whose output is the mean of model(x) and model(mirror(x))."""
-    _, size, width, channels = model.input_shape
-    mirror, keras = mirror_layers(int(width), int(channels))
-    inputs = keras.Input(shape=(size, width, channels), name="face")
-    outputs = keras.layers.Average(name="flip_tta")([model(inputs), model(mirror(inputs))])
-    return keras.Model(inputs, outputs, name=f"{model.name}_flip_tta")
+    """The face and its mirror image, averaged."""
+    return with_tta(model, "flip")
 
 
 def export(source: Path, output: Path, data: str | None, tta: str, scaling: str, cache_dir=None) -> dict:
@@ -48,9 +89,7 @@ def export(source: Path, output: Path, data: str | None, tta: str, scaling: str,
 
     from training.evaluate import evaluate_model
 
-    model = keras.models.load_model(source, compile=False)
-    if tta == "flip":
-        model = with_flip_tta(model)
+    model = with_tta(keras.models.load_model(source, compile=False), tta)
     output.parent.mkdir(parents=True, exist_ok=True)
     model.save(output)
     info = {"labels": list(FER2013_LABELS), "scaling": scaling, "tta": tta,
@@ -69,7 +108,8 @@ def main(argv=None) -> None:
     p.add_argument("source", type=Path, help="trained model (.keras), e.g. runs/NAME/best.keras")
     p.add_argument("output", type=Path, help="exported model path (.keras)")
     p.add_argument("--data", help="FER2013 folder or csv: evaluate the export on its val split")
-    p.add_argument("--tta", choices=("none", "flip"), default="flip", help="bake test-time augmentation in")
+    p.add_argument("--tta", choices=tuple(TTA_VIEWS), default="flip",
+                   help="test-time augmentation baked into the exported model (views averaged)")
     p.add_argument("--scaling", choices=SCALINGS, default="unit", help="pixel scaling the model was trained with")
     p.add_argument("--cache-dir", default=None, help="cache decoded datasets here")
     args = p.parse_args(argv)

@@ -12,13 +12,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, wait_ready
 
 IMAGE = "face-emotion:test"
 CONTAINER = "face-emotion-test"
@@ -74,15 +73,7 @@ def running(image, container_env):
     sh(["podman", "run", "-d", "--name", CONTAINER, "-p", f"{port}:9000", IMAGE], container_env)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(2)
-        else:
+        if not wait_ready(url, 240):
             logs = sh(["podman", "logs", CONTAINER], container_env, check=False)
             pytest.fail(f"container not ready:\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}")
         yield url
