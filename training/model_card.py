@@ -1,0 +1,132 @@
+"""Write MODEL_CARD.md for an exported model from its run folder and evaluation.
+
+    python -m training.model_card --run runs/vggnet_w32 --model models/emotion_classifier.keras \
+        --hardware "2-core x86_64 CPU (Xeon, AVX-512), no GPU" --training-time "1 h 25 min"
+
+Numbers come from the files (hyperparameters.json, history.csv, the export's JSON and
+evaluation.json), so the card always says what `training.evaluate` reproduces.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+LIMITS = """\
+- **Data biases.** FER2013 was collected by Google image search for emotion keywords: mostly
+  posed or exaggerated expressions, skewed in age, ethnicity and photographic style, with label
+  noise (human accuracy on it is about 65 +/- 5%). Accuracy on other populations, spontaneous
+  expressions, profile views or poor lighting will be lower. Do not use the output for decisions
+  about people (hiring, policing, health, education): emotion inference from faces is unreliable
+  and in some jurisdictions regulated.
+- **Input.** 48x48 grayscale faces as framed by OpenCV's frontal Haar cascade; colour is
+  discarded; strongly rotated or profile faces are usually not detected at all.
+- **Classes.** `disgust` is rare (436 of 28,709 training images, 1.5%) and poorly recognised; the
+  API folds it into `angry`. `fear` is often confused with `sad` and `surprise`.
+- **Data terms.** FER2013 was released for the ICML 2013 "Challenges in Representation Learning"
+  workshop (Kaggle) for research; the images come from the web and their rights are not cleared.
+  Check that your use is permitted before deploying commercially.
+"""
+
+
+def per_class_table(report: dict, key: str) -> str:
+    rows = ["| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    for name, row in report[key].items():
+        rows.append(f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |")
+    return "\n".join(rows)
+
+
+def render(run: Path, model: Path, hardware: str, training_time: str) -> str:
+    hp = json.loads((run / "hyperparameters.json").read_text())
+    info = json.loads(model.with_suffix(".json").read_text())
+    report = json.loads((model.parent / "evaluation.json").read_text())
+    with open(run / "history.csv") as handle:
+        history = list(csv.DictReader(handle))
+    best = max(history, key=lambda r: float(r["val_accuracy"]))
+    acc = info["accuracy"]
+    recipe = ", ".join(f"{k}={hp[k]}" for k in (
+        "model", "width", "size", "channels", "scaling", "epochs", "batch_size", "lr", "weight_decay",
+        "schedule", "warmup_epochs", "label_smoothing", "rotation", "zoom", "shift", "no_flip", "seed"))
+    return f"""# Model card: emotion_classifier (bundled default)
+
+`models/emotion_classifier.keras` ({model.stat().st_size / 2**20:.1f} MB, {info['parameters']:,} parameters),
+registered by `python import_model.py` with `models/emotion_classifier.json` as its metadata.
+
+## Results
+
+| split | images | 7-class accuracy | 6-class accuracy (disgust folded into angry) |
+|---|---:|---:|---:|
+| FER2013 PublicTest (`val/`) | {acc['samples']} | **{acc['accuracy_7']:.2%}** | {acc['accuracy_6']:.2%} |
+
+The PrivateTest split was not available to training; it is the project's held-out test set.
+PublicTest was used for model selection (best epoch) and for choosing the test-time
+augmentation, so its number is slightly optimistic. Reproduce:
+
+```bash
+python -m training.evaluate models/emotion_classifier.keras ../shared/data/fer2013 --split val
+```
+
+Per class, 7-class (PublicTest):
+
+{per_class_table(report, 'per_class_7')}
+
+Per class as the API reports it (6 classes):
+
+{per_class_table(report, 'per_class_6')}
+
+![confusion matrix](confusion_matrix.png)
+
+![training curves](training_curves.png)
+
+## Model
+
+- Architecture `{hp['model']}` (training/models.py): VGG-style CNN, four blocks of two 3x3
+  convolutions ({hp['width']}, {hp['width'] * 2}, {hp['width'] * 4}, {hp['width'] * 8} filters) with batch norm, ReLU,
+  2x2 max pooling and dropout 0.25; a 256-unit dense layer with batch norm and dropout 0.5;
+  softmax over FER2013's 7 classes. VGG19's topology at reduced width and depth, trained from
+  scratch (no ImageNet weights offline).
+- Input {info['input_size']}x{info['input_size']}x{info['channels']} grayscale, pixels scaled to [0, 1]
+  (`emotionlib.preprocess.preprocess_face`, the function the service uses).
+- Outputs, in order: {', '.join(info['labels'])}.
+- Test-time augmentation baked into the saved model: `{info['tta']}` (the face and its mirror
+  image are classified and the probabilities averaged), built from standard Keras layers.
+
+## Data and recipe
+
+- FER2013 Training split (28,709 images) for training; PublicTest (3,589) for model selection,
+  early stopping and the choice of TTA. Image-folder copy in `../shared/data/fer2013`
+  (see its README for provenance).
+- Augmentation (training/augment.py, seeded): random rotation +/-{hp['rotation']} degrees,
+  zoom +/-{hp['zoom']:.0%}, shift +/-{hp['shift']:.0%}, horizontal flip.
+- AdamW, label smoothing {hp['label_smoothing']}, linear warmup then cosine decay of the learning rate.
+- Best epoch: {int(best['epoch']) + 1} of {len(history)} (val accuracy {float(best['val_accuracy']):.2%} before TTA).
+- Full settings: {recipe}; Keras {hp['keras_version']}, backend {hp['backend']}.
+- Reproduce: `python -m training.train --data ../shared/data/fer2013 --run-dir runs/vggnet_w32 --epochs {hp['epochs']}`
+  then `python -m training.export runs/vggnet_w32/best.keras models/emotion_classifier.keras --tta {info['tta']} --data ../shared/data/fer2013`.
+  (This model's run was interrupted once after epoch 4 and continued with `--resume`, with the
+  epoch budget lowered from 40 to {hp['epochs']}; the schedule follows the final budget from epoch 5.)
+
+## Hardware and time
+
+{hardware}; training took {training_time}.
+
+## Known limits
+
+{LIMITS}"""
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--run", type=Path, required=True, help="the training run folder")
+    p.add_argument("--model", type=Path, required=True, help="the exported model (.keras) with its .json")
+    p.add_argument("--hardware", required=True, help="what it was trained on")
+    p.add_argument("--training-time", required=True, help="wall-clock training time")
+    args = p.parse_args(argv)
+    card = render(args.run, args.model, args.hardware, args.training_time)
+    (args.model.parent / "MODEL_CARD.md").write_text(card)
+    print(f"wrote {args.model.parent / 'MODEL_CARD.md'}")
+
+
+if __name__ == "__main__":
+    main()
