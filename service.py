@@ -111,6 +111,17 @@ class EmotionAPI:
         boxes = detect_faces(rgb) if detect else [Box(0, 0, width, height)]
         return boxes, preprocess_batch([crop(rgb, box) for box in boxes], **self.input)
 
+    async def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Call the model worker; retry once when it closed an idle keep-alive connection
+        just as we reused it (aiohttp ServerDisconnectedError, seen under load)."""
+        import aiohttp
+
+        try:
+            return await self.model.to_async.predict(batch)
+        except aiohttp.ClientConnectionError:
+            logger.warning("model worker connection dropped; retrying once")
+            return await self.model.to_async.predict(batch)
+
     @bentoml.api(route="/emotion")
     async def emotion(self, image: Path, detect: bool = True) -> list[Face]:
         """Every face in a JPEG or PNG photo with its emotion, left to right.
@@ -127,7 +138,7 @@ class EmotionAPI:
         metrics().faces.observe(len(boxes))
         if not boxes:
             return []
-        scores = await self.model.to_async.predict(batch)
+        scores = await self.predict(batch)
         faces = []
         for box, row in zip(boxes, np.asarray(scores, dtype=float)):
             best = int(row.argmax())

@@ -106,4 +106,4 @@ def test_bundled_model_is_registered_with_its_card_numbers(bundled_model_store):
     card = json.loads((ROOT / "models" / "emotion_classifier.json").read_text())
     assert meta["labels"] == card["labels"] and meta["scaling"] == card["scaling"]
     assert meta["accuracy"]["accuracy_7"] == card["accuracy"]["accuracy_7"] >= 0.66
-    assert (model.path / "MODEL_CARD.md").exists()
+    assert os.path.exists(model.path_of("MODEL_CARD.md"))
