@@ -1,7 +1,6 @@
 """Decoding of every input kind the API accepts or must refuse."""
 from __future__ import annotations
 
-import io
 import struct
 import zlib
 
