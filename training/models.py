@@ -60,9 +60,8 @@ def build_vgg19(input_shape=(48, 48, 3), num_classes: int = 7, weights: str | No
     ``weights``: None (random init), "imagenet" (fails fast offline unless the file is
     cached), or a path to VGG19 no-top weights. ImageNet weights need 3-channel input.
     """
-    if weights == "imagenet" or (weights and weights != "imagenet"):
-        if input_shape[-1] != 3:
-            raise ValueError("ImageNet VGG19 weights need 3-channel input (--channels 3)")
+    if weights not in (None, "none") and input_shape[-1] != 3:
+        raise ValueError("ImageNet VGG19 weights need 3-channel input (--channels 3)")
     if weights == "imagenet":
         cached = os.path.join(os.path.expanduser("~"), ".keras", "models",
                               "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5")
