@@ -187,11 +187,11 @@ def test_shift_tta_views_match_numpy():
 
 
 def test_flip_tta_export_averages_the_mirror(tmp_path):
-    from training.export import with_flip_tta
+    from training.export import with_tta
     from training.models import build_model
 
     model = build_model("vggnet", (48, 48, 1), 7, width=4)
-    tta = with_flip_tta(model)
+    tta = with_tta(model, "flip")
     x = np.random.default_rng(0).random((3, 48, 48, 1)).astype("float32")
     expected = (np.asarray(model(x)) + np.asarray(model(x[:, :, ::-1]))) / 2
     assert np.allclose(np.asarray(tta(x)), expected, atol=1e-6)

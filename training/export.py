@@ -25,7 +25,7 @@ from emotionlib.preprocess import SCALINGS
 TTA_VIEWS = {
     "none": [(False, 0, 0)],
     "flip": [(False, 0, 0), (True, 0, 0)],
-    # the face and its mirror, each also shifted by SHIFT pixels left, right, up and down
+    # the face and its mirror, each also shifted by 2 pixels left, right, up and down
     "flip_shift": [(f, dx, dy) for f in (False, True) for dx, dy in ((0, 0), (2, 0), (-2, 0), (0, 2), (0, -2))],
 }
 
@@ -77,11 +77,6 @@ def with_tta(model, tta: str = "flip"):
         outputs.append(model(x))
     outputs = keras.layers.Average(name=f"tta_{tta}")(outputs)
     return keras.Model(inputs, outputs, name=f"{model.name}_{tta}")
-
-
-def with_flip_tta(model):
-    """The face and its mirror image, averaged."""
-    return with_tta(model, "flip")
 
 
 def export(source: Path, output: Path, data: str | None, tta: str, scaling: str, cache_dir=None) -> dict:
