@@ -19,27 +19,21 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
 from emotionlib.decode import decode_image
-from emotionlib.detect import Box, crop, detect_faces
+from emotionlib.detect import Box, HaarParams, crop, detect_faces
 from emotionlib.errors import InputError
 from emotionlib.labels import EMOTIONS, fold_probabilities
 from emotionlib.metrics import metrics
 from emotionlib.preprocess import preprocess_batch
+from emotionlib.settings import Settings
 from emotionlib.upload import UploadGuard
 
-MODEL_TAG = os.environ.get("EMOTION_MODEL_TAG", "emotion_classifier:latest")
-MAX_UPLOAD_BYTES = int(float(os.environ.get("EMOTION_MAX_UPLOAD_MB", "10")) * 1024 * 1024)
-MAX_PIXELS = int(os.environ.get("EMOTION_MAX_PIXELS", "50000000"))
-MAX_BATCH_SIZE = int(os.environ.get("EMOTION_MAX_BATCH_SIZE", "64"))
-MAX_LATENCY_MS = int(os.environ.get("EMOTION_MAX_LATENCY_MS", "2000"))
-API_WORKERS = int(os.environ.get("EMOTION_API_WORKERS", "1"))
-MAX_CONCURRENCY = int(os.environ.get("EMOTION_MAX_CONCURRENCY", "32"))
-# Images decoded at once per worker: bounds memory (a 50 MP photo is 150 MB as RGB).
-DECODE_CONCURRENCY = int(os.environ.get("EMOTION_DECODE_CONCURRENCY", "4"))
+# Every EMOTION_* variable, validated once: a bad value stops the service here, naming it.
+SETTINGS = Settings.from_env()
 
 logger = logging.getLogger("emotion")
-logger.setLevel(os.environ.get("EMOTION_LOG_LEVEL", "INFO").upper())
+logger.setLevel(SETTINGS.log_level)
 
-EMOTION_MODEL = bentoml.models.BentoModel(MODEL_TAG)
+EMOTION_MODEL = bentoml.models.BentoModel(SETTINGS.model_tag)
 
 
 def stored_model():
@@ -47,7 +41,7 @@ def stored_model():
     stored = EMOTION_MODEL.stored
     if stored is None:
         raise RuntimeError(
-            f"no model {MODEL_TAG!r} in the BentoML model store "
+            f"no model {SETTINGS.model_tag!r} in the BentoML model store "
             f"({os.environ.get('BENTOML_HOME', '~/bentoml')}); run `python import_model.py` first"
         )
     return stored
@@ -81,7 +75,8 @@ class EmotionModel:
         self.predict(np.zeros(shape, np.float32))  # warm up before /readyz says ready
         logger.info("loaded %s (%s)", stored.tag, ", ".join(self.labels))
 
-    @bentoml.api(batchable=True, max_batch_size=MAX_BATCH_SIZE, max_latency_ms=MAX_LATENCY_MS)
+    @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size,
+                 max_latency_ms=SETTINGS.max_latency_ms)
     def predict(self, faces: np.ndarray) -> np.ndarray:
         started = time.perf_counter()
         probs = np.asarray(self.model(faces, training=False))
@@ -93,8 +88,8 @@ class EmotionModel:
 @bentoml.service(
     name="emotion_api",
     http={"port": 9000},
-    workers=API_WORKERS,
-    traffic={"timeout": 60, "max_concurrency": MAX_CONCURRENCY},
+    workers=SETTINGS.api_workers,
+    traffic={"timeout": 60, "max_concurrency": SETTINGS.max_concurrency},
 )
 class EmotionAPI:
     model = bentoml.depends(EmotionModel)
@@ -102,13 +97,13 @@ class EmotionAPI:
     def __init__(self) -> None:
         meta = stored_model().info.metadata
         self.input = dict(size=meta["input_size"], channels=meta["channels"], scaling=meta["scaling"])
-        self.decode_slots = anyio.CapacityLimiter(DECODE_CONCURRENCY)
+        self.decode_slots = anyio.CapacityLimiter(SETTINGS.decode_concurrency)
 
     def prepare(self, image: Path, detect: bool) -> tuple[list[Box], np.ndarray]:
         """Decode, find faces and preprocess them (CPU work, run off the event loop)."""
-        rgb = decode_image(image.read_bytes(), MAX_PIXELS)
+        rgb = decode_image(image.read_bytes(), SETTINGS.max_pixels)
         height, width = rgb.shape[:2]
-        boxes = detect_faces(rgb) if detect else [Box(0, 0, width, height)]
+        boxes = detect_faces(rgb, HaarParams.from_settings(SETTINGS)) if detect else [Box(0, 0, width, height)]
         return boxes, preprocess_batch([crop(rgb, box) for box in boxes], **self.input)
 
     async def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -147,4 +142,4 @@ class EmotionAPI:
         return faces
 
 
-EmotionAPI.add_asgi_middleware(UploadGuard, path="/emotion", max_bytes=MAX_UPLOAD_BYTES)
+EmotionAPI.add_asgi_middleware(UploadGuard, path="/emotion", max_bytes=SETTINGS.max_upload_bytes)

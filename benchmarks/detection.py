@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from emotionlib.detect import Box, detect_faces  # noqa: E402
+from emotionlib.detect import Box, HaarParams, detect_faces  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 # Face boxes found on the fixtures at full resolution, widened by 40% for context.
@@ -59,7 +59,7 @@ def score(images, **params):
     found = hits = false = 0
     total = 0
     for image, truth in images:
-        boxes = detect_faces(image, **params)
+        boxes = detect_faces(image, HaarParams(**params))
         total += len(truth)
         found += len(boxes)
         matched = {i for i, t in enumerate(truth) if any(iou(t, b) >= 0.3 for b in boxes)}
@@ -77,7 +77,7 @@ def main() -> None:
     for min_size, neighbors, scale in itertools.product((24, 30, 40, 50), (4, 5, 6, 8), (1.1, 1.05)):
         params = dict(min_size=min_size, min_neighbors=neighbors, scale_factor=scale)
         cells = [f"{r:10.0%} {fp:2d}" for r, fp in (score(images, **params) for images in sets.values())]
-        counts = [len(detect_faces(p, **params)) for p in portraits]
+        counts = [len(detect_faces(p, HaarParams(**params))) for p in portraits]
         print(f"{min_size:>7}{neighbors:>6}{scale:>6} | " + " | ".join(cells) + f" | {counts}")
 
 

@@ -27,15 +27,29 @@ import numpy as np
 from emotionlib.preprocess import to_gray
 
 CASCADE_FILE = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
-# Images are downscaled so their longer side is at most this before detection; boxes are
-# mapped back to the original image's coordinates.
-DETECT_MAX_SIDE = int(os.environ.get("EMOTION_DETECT_MAX_SIDE", "1280"))
-SCALE_FACTOR = float(os.environ.get("EMOTION_SCALE_FACTOR", "1.1"))
-# 6 rather than OpenCV's usual 3-5: at 5, a re-encoded portrait gave a second box on the collar.
-MIN_NEIGHBORS = int(os.environ.get("EMOTION_MIN_NEIGHBORS", "6"))
-# Smallest face, in pixels of the (downscaled) detection image.
-MIN_FACE_SIZE = int(os.environ.get("EMOTION_MIN_FACE_SIZE", "24"))
-MAX_FACES = int(os.environ.get("EMOTION_MAX_FACES", "100"))
+
+
+@dataclass(frozen=True)
+class HaarParams:
+    """Detection parameters (defaults: emotionlib.settings.Settings, chosen as above).
+
+    max_side: images are downscaled so their longer side is at most this before
+    detection; boxes are mapped back to the original image's coordinates. min_size: the
+    smallest face, in pixels of the (downscaled) detection image. min_neighbors 6 rather
+    than OpenCV's usual 3-5: at 5, a re-encoded portrait gave a second box on the collar.
+    """
+    max_side: int = 1280
+    scale_factor: float = 1.1
+    min_neighbors: int = 6
+    min_size: int = 24
+    max_faces: int = 100
+
+    @classmethod
+    def from_settings(cls, settings) -> "HaarParams":
+        return cls(max_side=settings.detect_max_side, scale_factor=settings.scale_factor,
+                   min_neighbors=settings.min_neighbors, min_size=settings.min_face_size,
+                   max_faces=settings.max_faces)
+
 
 _local = threading.local()
 
@@ -76,18 +90,12 @@ def clip_box(x: float, y: float, w: float, h: float, width: int, height: int) ->
     return Box(x0, y0, x1 - x0, y1 - y0)
 
 
-def detect_faces(
-    image: np.ndarray,
-    max_side: int = DETECT_MAX_SIDE,
-    scale_factor: float = SCALE_FACTOR,
-    min_neighbors: int = MIN_NEIGHBORS,
-    min_size: int = MIN_FACE_SIZE,
-    max_faces: int = MAX_FACES,
-) -> list[Box]:
+def detect_faces(image: np.ndarray, params: HaarParams = HaarParams()) -> list[Box]:
     """Find faces in an RGB or gray uint8 image; boxes in the image's own pixel coordinates.
 
-    At most max_faces boxes are returned (the largest ones), ordered by order_boxes.
+    At most params.max_faces boxes are returned (the largest ones), ordered by order_boxes.
     """
+    max_side, min_size = params.max_side, params.min_size
     gray = to_gray(image)
     height, width = gray.shape[:2]
     scale = min(1.0, max_side / max(height, width))
@@ -98,14 +106,14 @@ def detect_faces(
     if min(small.shape[:2]) < min_size:
         return []
     found = _cascade().detectMultiScale(
-        small, scaleFactor=scale_factor, minNeighbors=min_neighbors, minSize=(min_size, min_size)
+        small, scaleFactor=params.scale_factor, minNeighbors=params.min_neighbors, minSize=(min_size, min_size)
     )
     boxes = []
     for x, y, w, h in (found if len(found) else []):
         box = clip_box(x / scale, y / scale, w / scale, h / scale, width, height)
         if box is not None:
             boxes.append(box)
-    return order_boxes(suppress_overlaps(boxes)[:max_faces])
+    return order_boxes(suppress_overlaps(boxes)[:params.max_faces])
 
 
 def suppress_overlaps(boxes: list[Box], max_overlap: float = 0.3) -> list[Box]:

@@ -5,7 +5,7 @@ import numpy as np
 from PIL import Image
 
 from conftest import side_by_side
-from emotionlib.detect import Box, clip_box, detect_faces, order_boxes, suppress_overlaps
+from emotionlib.detect import Box, HaarParams, clip_box, detect_faces, order_boxes, suppress_overlaps
 
 
 def test_one_face_in_each_portrait(obama, biden):
@@ -35,7 +35,7 @@ def test_boxes_lie_inside_the_image(pair):
 def test_large_image_boxes_are_in_original_coordinates(obama):
     small = detect_faces(np.asarray(obama))[0]
     big_image = obama.resize((obama.width * 3, obama.height * 3))  # 2730x3411: downscaled to detect
-    big = detect_faces(np.asarray(big_image), max_side=1280)
+    big = detect_faces(np.asarray(big_image), HaarParams(max_side=1280))
     assert len(big) == 1
     assert abs(big[0].x - 3 * small.x) < 40 and abs(big[0].w - 3 * small.w) < 60
 
