@@ -6,17 +6,24 @@ so faces from concurrent requests share one forward pass).
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import anyio
 import bentoml
 import numpy as np
+from PIL.Image import Image
 from pydantic import BaseModel, Field
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from emotionlib import render
+from emotionlib.boxes import check_inside, parse_boxes
 
 from emotionlib.decode import decode_image
 from emotionlib.detect import Box, HaarParams, crop, detect_faces
@@ -25,7 +32,7 @@ from emotionlib.labels import EMOTIONS, fold_probabilities
 from emotionlib.metrics import metrics
 from emotionlib.preprocess import preprocess_batch
 from emotionlib.settings import Settings
-from emotionlib.upload import UploadGuard
+from emotionlib.upload import FormSpec, UploadGuard
 
 # Every EMOTION_* variable, validated once: a bad value stops the service here, naming it.
 SETTINGS = Settings.from_env()
@@ -99,47 +106,135 @@ class EmotionAPI:
         self.input = dict(size=meta["input_size"], channels=meta["channels"], scaling=meta["scaling"])
         self.decode_slots = anyio.CapacityLimiter(SETTINGS.decode_concurrency)
 
-    def prepare(self, image: Path, detect: bool) -> tuple[list[Box], np.ndarray]:
-        """Decode, find faces and preprocess them (CPU work, run off the event loop)."""
-        rgb = decode_image(image.read_bytes(), SETTINGS.max_pixels)
+    def prepare(self, data: bytes, detect: bool, boxes: list[Box] | None = None) -> Prepared:
+        """Decode, find faces (or take the given boxes) and preprocess them (CPU work, run
+        off the event loop)."""
+        rgb = decode_image(data, SETTINGS.max_pixels)
         height, width = rgb.shape[:2]
-        boxes = detect_faces(rgb, HaarParams.from_settings(SETTINGS)) if detect else [Box(0, 0, width, height)]
-        return boxes, preprocess_batch([crop(rgb, box) for box in boxes], **self.input)
+        if boxes is not None:
+            check_inside(boxes, width, height)
+        elif detect:
+            boxes = detect_faces(rgb, HaarParams.from_settings(SETTINGS))
+        else:
+            boxes = [Box(0, 0, width, height)]
+        return Prepared(rgb, boxes, preprocess_batch([crop(rgb, box) for box in boxes], **self.input))
+
+    async def prepare_async(self, data: bytes, detect: bool, boxes: Any = None) -> Prepared:
+        """``prepare`` in a worker thread, bounded by EMOTION_DECODE_CONCURRENCY; InputError
+        for a bad photo or bad boxes (counted in the rejection metric)."""
+        started = time.perf_counter()
+        try:
+            given = None if boxes is None else parse_boxes(boxes, SETTINGS.max_faces)
+            prepared = await anyio.to_thread.run_sync(self.prepare, data, detect, given, limiter=self.decode_slots)
+        except InputError as error:
+            metrics().rejected.labels(reason=error.code).inc()
+            raise
+        metrics().detection.observe(time.perf_counter() - started)
+        metrics().faces.observe(len(prepared.boxes))
+        return prepared
 
     async def predict(self, batch: np.ndarray) -> np.ndarray:
         """Call the model worker; retry once when it closed an idle keep-alive connection
         just as we reused it (aiohttp ServerDisconnectedError, seen under load)."""
         import aiohttp
 
+        if not len(batch):
+            return np.zeros((0, len(EMOTIONS)), np.float32)
         try:
             return await self.model.to_async.predict(batch)
         except aiohttp.ClientConnectionError:
             logger.warning("model worker connection dropped; retrying once")
             return await self.model.to_async.predict(batch)
 
+    async def classify(self, prepared: list[Prepared]) -> list[list[Face]]:
+        """Faces of several prepared photos, all in one model call."""
+        scores = np.asarray(await self.predict(np.concatenate([p.batch for p in prepared])), dtype=float)
+        result, start = [], 0
+        for item in prepared:
+            rows = scores[start:start + len(item.boxes)]
+            start += len(item.boxes)
+            result.append([to_face(box, row) for box, row in zip(item.boxes, rows)])
+        return result
+
     @bentoml.api(route="/emotion")
-    async def emotion(self, image: Path, detect: bool = True) -> list[Face]:
+    async def emotion(self, image: Path, detect: bool = True, boxes: Any = None) -> list[Face]:
         """Every face in a JPEG or PNG photo with its emotion, left to right.
 
-        `detect=false` treats the whole image as one already-cropped face.
+        `detect=false` treats the whole image as one already-cropped face; `boxes` (a JSON
+        list of [x, y, w, h]) classifies exactly those regions instead of detecting faces.
         """
-        started = time.perf_counter()
         try:
-            boxes, batch = await anyio.to_thread.run_sync(self.prepare, image, detect, limiter=self.decode_slots)
+            prepared = await self.prepare_async(image.read_bytes(), detect, boxes)
         except InputError as error:
-            metrics().rejected.labels(reason=error.code).inc()
-            return JSONResponse(error.to_dict(), status_code=error.status)
-        metrics().detection.observe(time.perf_counter() - started)
-        metrics().faces.observe(len(boxes))
-        if not boxes:
-            return []
-        scores = await self.predict(batch)
-        faces = []
-        for box, row in zip(boxes, np.asarray(scores, dtype=float)):
-            best = int(row.argmax())
-            faces.append(Face(bounding_box=box.as_list(), emotion=EMOTIONS[best], confidence=round(row[best], 4),
-                              scores={name: round(p, 4) for name, p in zip(EMOTIONS, row)}))
-        return faces
+            return error_response(error)
+        return (await self.classify([prepared]))[0]
+
+    @bentoml.api(route="/emotion/annotate")
+    async def annotate(self, image: Path, detect: bool = True, boxes: Any = None) -> Image:
+        """The photo (JPEG in: JPEG out; PNG in: PNG out), upright, with each face's box and
+        `emotion confidence` label drawn; the faces' JSON (as /emotion answers it) is in
+        the `X-Emotion-Faces` response header."""
+        data = image.read_bytes()
+        try:
+            prepared = await self.prepare_async(data, detect, boxes)
+        except InputError as error:
+            return error_response(error)
+        faces = [face.model_dump() for face in (await self.classify([prepared]))[0]]
+        fmt = render.output_format(data)
+        body = await anyio.to_thread.run_sync(render.annotate, prepared.rgb, faces, fmt, limiter=self.decode_slots)
+        return Response(body, media_type=render.MEDIA_TYPES[fmt],
+                        headers={FACES_HEADER: json.dumps(faces, separators=(",", ":"))})
+
+    @bentoml.api(route="/emotion/batch")
+    async def batch(self, images: list[Path], detect: bool = True) -> list[dict]:
+        """Many photos in one request (repeat the file field `images`). One entry per photo,
+        in request order: `{"faces": [...]}`, or that photo's own error object."""
+        entries: list[Any] = [None] * len(images)
+
+        async def one(index: int, path: Path) -> None:
+            try:
+                if path.stat().st_size > SETTINGS.max_upload_bytes:
+                    raise InputError(413, "upload_too_large", f"photo {index} is {path.stat().st_size:,} bytes; "
+                                     f"the limit per photo is {SETTINGS.max_upload_mb:g} MB")
+                entries[index] = await self.prepare_async(path.read_bytes(), detect)
+            except InputError as error:
+                entries[index] = error.to_dict()
+
+        async with anyio.create_task_group() as group:
+            for index, path in enumerate(images):
+                group.start_soon(one, index, path)
+        good = [entry for entry in entries if isinstance(entry, Prepared)]
+        faces = iter(await self.classify(good)) if good else iter(())
+        return [{"faces": [f.model_dump() for f in next(faces)]} if isinstance(entry, Prepared) else entry
+                for entry in entries]
 
 
-EmotionAPI.add_asgi_middleware(UploadGuard, path="/emotion", max_bytes=SETTINGS.max_upload_bytes)
+FACES_HEADER = "X-Emotion-Faces"
+
+
+@dataclass
+class Prepared:
+    """One photo ready for the model: the upright image, its face boxes and their tensor."""
+    rgb: np.ndarray
+    boxes: list[Box]
+    batch: np.ndarray
+
+
+def to_face(box: Box, row: np.ndarray) -> Face:
+    best = int(row.argmax())
+    return Face(bounding_box=box.as_list(), emotion=EMOTIONS[best], confidence=round(row[best], 4),
+                scores={name: round(p, 4) for name, p in zip(EMOTIONS, row)})
+
+
+def error_response(error: InputError) -> JSONResponse:
+    return JSONResponse(error.to_dict(), status_code=error.status)
+
+
+SINGLE_FORM = FormSpec(text_fields=frozenset({"boxes"}))
+EmotionAPI.add_asgi_middleware(UploadGuard, path="/emotion", max_bytes=SETTINGS.max_upload_bytes, form=SINGLE_FORM)
+EmotionAPI.add_asgi_middleware(UploadGuard, path="/emotion/annotate", max_bytes=SETTINGS.max_upload_bytes,
+                               form=SINGLE_FORM)
+EmotionAPI.add_asgi_middleware(UploadGuard, path="/emotion/batch", max_bytes=SETTINGS.max_batch_upload_bytes,
+                               form=FormSpec(file_field="images", max_files=SETTINGS.max_batch_images))
+# The page to try the API in a browser (static files, no external assets): GET /ui
+EmotionAPI.mount_asgi_app(StaticFiles(directory=Path(__file__).parent / "emotionlib" / "ui", html=True), path="/ui")

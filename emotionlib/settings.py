@@ -27,12 +27,15 @@ class Settings:
     max_concurrency: int = 32
     decode_concurrency: int = 4
     api_workers: int = 1
+    max_batch_images: int = 16
+    max_batch_upload_mb: float = 50.0
     # detection
     detect_max_side: int = 1280
     min_face_size: int = 24
     min_neighbors: int = 6
     scale_factor: float = 1.1
     max_faces: int = 100
+    min_detection_confidence: float = 0.0
     # model worker
     model_tag: str = "emotion_classifier:latest"
     max_batch_size: int = 64
@@ -42,6 +45,10 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_batch_upload_bytes(self) -> int:
+        return int(self.max_batch_upload_mb * 1024 * 1024)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
@@ -104,11 +111,14 @@ _SPECS: dict[str, _Spec] = {
     "max_concurrency": _int(1, 10_000),
     "decode_concurrency": _int(1, 256),
     "api_workers": _int(1, 64),
+    "max_batch_images": _int(1, 1000),
+    "max_batch_upload_mb": _float(0, 4096, strict_low=True),
     "detect_max_side": _int(64, 16_384),
     "min_face_size": _int(8, 4096),
     "min_neighbors": _int(0, 50),
     "scale_factor": _float(1.0, 2.0, strict_low=True),
     "max_faces": _int(1, 1000),
+    "min_detection_confidence": _float(0.0, 1.0),
     "model_tag": _Spec(str, lambda v: bool(v) and " " not in v, "a model tag such as emotion_classifier:latest"),
     "max_batch_size": _int(1, 1024),
     "max_latency_ms": _int(1, 600_000),

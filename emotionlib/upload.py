@@ -8,6 +8,8 @@ Every rejection is a JSON body of the InputError shape.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from starlette.datastructures import Headers, UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -17,6 +19,19 @@ from emotionlib.metrics import metrics
 
 FILE_FIELD = "image"
 BOOL_FIELDS = {"detect"}
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    """The fields one route takes: its file field (up to max_files of them), true/false
+    fields, and text fields whose value the API itself checks (e.g. ``boxes``)."""
+    file_field: str = FILE_FIELD
+    max_files: int = 1
+    bool_fields: frozenset = frozenset(BOOL_FIELDS)
+    text_fields: frozenset = frozenset()
+
+    def names(self) -> list[str]:
+        return [self.file_field, *sorted(self.bool_fields | self.text_fields)]
 BOOL_VALUES = {"true": True, "1": True, "yes": True, "on": True,
                "false": False, "0": False, "no": False, "off": False}
 
@@ -29,10 +44,11 @@ def parse_bool(name: str, value: str) -> bool:
 
 
 class UploadGuard:
-    def __init__(self, app, path: str = "/emotion", max_bytes: int = 10 * 1024 * 1024):
+    def __init__(self, app, path: str = "/emotion", max_bytes: int = 10 * 1024 * 1024, form: FormSpec = FormSpec()):
         self.app = app
         self.path = path
         self.max_bytes = max_bytes
+        self.form = form
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"].rstrip("/") != self.path or scope["method"] != "POST":
@@ -98,32 +114,40 @@ class UploadGuard:
             return {"type": "http.request", "body": body, "more_body": False}
 
         request = Request(scope, once)
+        spec = self.form
         try:
-            form = await request.form(max_files=4, max_fields=16)
+            form = await request.form(max_files=spec.max_files + 4, max_fields=16)
         except Exception as exc:  # starlette raises MultiPartException / HTTPException / ValueError
             detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
             raise InputError(400, "malformed_multipart", f"the multipart/form-data body cannot be parsed: {detail}") from None
         try:
-            names = list(form.keys())
-            unknown = [name for name in names if name != FILE_FIELD and name not in BOOL_FIELDS]
-            if FILE_FIELD not in names:
-                hint = f" (got {unknown})" if unknown else ""
-                raise InputError(400, "missing_field",
-                                 f"missing field {FILE_FIELD!r}: send the photo as a file field named "
-                                 f"{FILE_FIELD!r}{hint}")
-            if unknown:
-                raise InputError(400, "unknown_field", f"unexpected form field(s) {unknown}; "
-                                 f"the API takes {FILE_FIELD!r} and optionally 'detect'")
-            images = form.getlist(FILE_FIELD)
-            if len(images) != 1:
-                raise InputError(400, "too_many_files", f"send exactly one {FILE_FIELD!r} file, got {len(images)}")
-            if not isinstance(images[0], UploadFile):
-                raise InputError(400, "not_a_file", f"field {FILE_FIELD!r} must be a file upload "
-                                 f"(curl: -F \"{FILE_FIELD}=@photo.jpg\")")
-            for name in BOOL_FIELDS & set(names):
-                values = form.getlist(name)
-                if len(values) != 1 or not isinstance(values[0], str):
-                    raise InputError(400, "invalid_field", f"field {name!r} must be given once, as text")
-                parse_bool(name, values[0])
+            check_form(form, spec)
         finally:
             await form.close()
+
+
+def check_form(form, spec: FormSpec) -> None:
+    """Raise the InputError for the first problem of a parsed form against ``spec``."""
+    field = spec.file_field
+    names = list(form.keys())
+    unknown = [name for name in names if name not in spec.names()]
+    if field not in names:
+        hint = f" (got {unknown})" if unknown else ""
+        raise InputError(400, "missing_field",
+                         f"missing field {field!r}: send the photo as a file field named {field!r}{hint}")
+    if unknown:
+        raise InputError(400, "unknown_field", f"unexpected form field(s) {unknown}; "
+                         f"the API takes {field!r} and optionally {spec.names()[1:]}")
+    files = form.getlist(field)
+    if len(files) > spec.max_files:
+        raise InputError(400, "too_many_files", f"send at most {spec.max_files} {field!r} file(s), got {len(files)}"
+                         if spec.max_files > 1 else f"send exactly one {field!r} file, got {len(files)}")
+    if not all(isinstance(item, UploadFile) for item in files):
+        raise InputError(400, "not_a_file", f"field {field!r} must be a file upload "
+                         f"(curl: -F \"{field}=@photo.jpg\")")
+    for name in (spec.bool_fields | spec.text_fields) & set(names):
+        values = form.getlist(name)
+        if len(values) != 1 or not isinstance(values[0], str):
+            raise InputError(400, "invalid_field", f"field {name!r} must be given once, as text")
+        if name in spec.bool_fields:
+            parse_bool(name, values[0])
