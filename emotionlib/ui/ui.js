@@ -43,7 +43,7 @@ function showFaces(faces) {
     name.append(swatch(face.emotion), face.emotion);
     row.append(element("td", {}, String(index + 1)), name,
                element("td", {}, face.confidence.toFixed(2)),
-               element("td", {}, JSON.stringify(face.bounding_box)));
+               element("td", {}, `[${face.bounding_box.join(", ")}]`));
     for (const emotion of EMOTIONS) {
       const p = face.scores[emotion];
       const cell = element("td", { class: "score", title: `${emotion} ${p}` });

@@ -1,0 +1,47 @@
+"""The boxes field: parsing and the 400s that name the bad box."""
+from __future__ import annotations
+
+import pytest
+
+from emotionlib.boxes import check_inside, parse_boxes
+from emotionlib.detect import Box
+from emotionlib.errors import InputError
+
+
+def test_text_and_decoded_lists_give_the_same_boxes():
+    assert parse_boxes("[[1, 2, 3, 4], [0, 0, 10, 20]]", 10) == [Box(1, 2, 3, 4), Box(0, 0, 10, 20)]
+    assert parse_boxes([[1, 2, 3, 4]], 10) == [Box(1, 2, 3, 4)]
+    assert parse_boxes("[]", 10) == []
+
+
+BAD = [
+    ("not json", "[[1, 2", "not valid JSON"),
+    ("an object", '{"x": 1}', "must be a JSON list"),
+    ("a flat box", "[1, 2, 3, 4]", "boxes[0] = 1 is not a list of four integers"),
+    ("three numbers", "[[0, 0, 5, 5], [1, 2, 3]]", "boxes[1] = [1, 2, 3] is not a list of four integers"),
+    ("a float", "[[1.5, 2, 3, 4]]", "boxes[0] = [1.5, 2, 3, 4] is not a list of four integers"),
+    ("a boolean", "[[true, 2, 3, 4]]", "boxes[0]"),
+    ("a string", '[["1", 2, 3, 4]]', "boxes[0]"),
+    ("zero width", "[[0, 0, 5, 5], [0, 0, 5, 5], [1, 2, 0, 4]]", "boxes[2] = [1, 2, 0, 4] has zero area"),
+    ("negative height", "[[1, 2, 3, -4]]", "boxes[0] = [1, 2, 3, -4] has zero area"),
+    ("too many", str([[0, 0, 1, 1]] * 11), "too many boxes: 11; at most 10"),
+]
+
+
+@pytest.mark.parametrize("name, text, message", BAD, ids=[b[0] for b in BAD])
+def test_bad_boxes_are_named(name, text, message):
+    with pytest.raises(InputError) as info:
+        parse_boxes(text, 10)
+    assert info.value.status == 400 and info.value.code == "invalid_boxes"
+    assert message in info.value.message
+
+
+@pytest.mark.parametrize("box, index", [([-1, 0, 5, 5], 1), ([0, -1, 5, 5], 1), ([96, 0, 5, 5], 1), ([0, 46, 5, 5], 1)])
+def test_boxes_outside_the_image(box, index):
+    with pytest.raises(InputError) as info:
+        check_inside([Box(0, 0, 100, 50), Box(*box)], 100, 50)
+    assert f"boxes[{index}]" in info.value.message and "outside the 100x50 image" in info.value.message
+
+
+def test_boxes_touching_the_edges_are_inside():
+    check_inside([Box(0, 0, 100, 50), Box(99, 49, 1, 1)], 100, 50)

@@ -1,0 +1,175 @@
+"""POST /emotion/annotate, POST /emotion/batch, the boxes field and GET /ui, through the
+real ASGI app with the bundled model."""
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import encode, post_image
+from test_http import check_face, error_of
+
+
+def annotate(client, data, filename="photo.jpg", content_type="image/jpeg", **form):
+    return client.post("/emotion/annotate", files={"image": (filename, data, content_type)}, data=form or None)
+
+
+def faces_header(response):
+    return json.loads(response.headers["X-Emotion-Faces"])
+
+
+def edge_pixels(array, box):
+    """The pixels along the four edges of box (one pixel inside it)."""
+    x, y, w, h = box
+    return np.concatenate([array[y, x:x + w], array[y + h - 1, x:x + w], array[y:y + h, x], array[y:y + h, x + w - 1]])
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_annotate_draws_the_boxes(client, pair, fmt):
+    data = encode(pair, fmt)
+    response = annotate(client, data, "pair." + fmt.lower(), "image/" + fmt.lower())
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/" + fmt.lower()
+    out = Image.open(io.BytesIO(response.content))
+    assert out.format == fmt and out.size == pair.size
+    faces = faces_header(response)
+    assert faces == post_image(client, data, "pair." + fmt.lower(), "image/" + fmt.lower()).json()
+    assert len(faces) == 2
+    before = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), np.int16)
+    after = np.asarray(out.convert("RGB"), np.int16)
+    for face in faces:
+        # Drawn lines change the edges far beyond JPEG re-encoding noise.
+        assert np.abs(edge_pixels(after, face["bounding_box"]) - edge_pixels(before, face["bounding_box"])).mean() > 40
+    corner = (slice(pair.height - 40, pair.height), slice(0, 40))  # no face there
+    assert np.abs(after[corner] - before[corner]).mean() < (3 if fmt == "JPEG" else 0.01)
+
+
+def test_annotate_returns_the_upright_image(client, obama):
+    exif = Image.Exif()
+    exif[0x0112] = 8  # stored rotated, displayed upright
+    response = annotate(client, encode(obama.rotate(90, expand=True), exif=exif.tobytes()))
+    out = Image.open(io.BytesIO(response.content))
+    assert out.size == obama.size
+    assert out.getexif().get(0x0112) in (None, 1)
+    [face] = faces_header(response)
+    check_face(face, obama.width, obama.height)
+
+
+def test_annotate_without_faces_returns_the_photo(client):
+    response = annotate(client, encode(Image.new("RGB", (300, 200), "skyblue"), "PNG"), "sky.png", "image/png")
+    assert response.status_code == 200 and faces_header(response) == []
+    assert np.all(np.asarray(Image.open(io.BytesIO(response.content))) == np.asarray(Image.new("RGB", (300, 200), "skyblue")))
+
+
+def test_annotate_bad_input_is_json_4xx(client):
+    assert error_of(annotate(client, b"just text"), 400)["code"] == "not_an_image"
+    response = client.post("/emotion/annotate", files={"photo": ("x.jpg", b"x", "image/jpeg")})
+    assert error_of(response, 400)["code"] == "missing_field"
+
+
+def test_boxes_classify_exactly_the_given_regions(client, obama):
+    data = encode(obama, "PNG")
+    [detected] = post_image(client, data, "o.png", "image/png").json()
+    boxes = [[0, 0, 120, 150], detected["bounding_box"]]
+    response = post_image(client, data, "o.png", "image/png", boxes=json.dumps(boxes))
+    assert response.status_code == 200
+    faces = response.json()
+    assert [f["bounding_box"] for f in faces] == boxes  # in the order given, no detection
+    for face in faces:
+        check_face(face, obama.width, obama.height)
+    assert faces[1]["scores"] == pytest.approx(detected["scores"], abs=2e-4)  # same pixels, same scores
+    annotated = annotate(client, data, "o.png", "image/png", boxes=json.dumps(boxes))
+    assert faces_header(annotated) == faces
+
+
+INVALID = [
+    ("[[0, 0, 10, 10], [1, 2, 3]]", "boxes[1]"),
+    ("[[0, 0, 10, 10], [0, 0, 0, 10]]", "boxes[1]"),
+    ("[[0, 0, 10, 10], [900, 0, 20, 20]]", "boxes[1] = [900, 0, 20, 20] is outside"),
+    ("[[-5, 0, 10, 10]]", "boxes[0]"),
+    ("nonsense", "not valid JSON"),
+    (json.dumps([[0, 0, 10, 10]] * 101), "too many boxes"),
+]
+
+
+@pytest.mark.parametrize("boxes, message", INVALID)
+@pytest.mark.parametrize("route", ["/emotion", "/emotion/annotate"])
+def test_invalid_boxes_are_400_naming_the_box(client, obama, route, boxes, message):
+    response = client.post(route, files={"image": ("o.jpg", encode(obama), "image/jpeg")}, data={"boxes": boxes})
+    body = error_of(response, 400)
+    assert body["code"] == "invalid_boxes" and message in body["error"]
+
+
+def batch(client, photos):
+    files = [("images", (name, data, "application/octet-stream")) for name, data in photos]
+    return client.post("/emotion/batch", files=files)
+
+
+def model_calls():
+    from prometheus_client import REGISTRY
+
+    return (REGISTRY.get_sample_value("emotion_model_batch_size_count") or 0,
+            REGISTRY.get_sample_value("emotion_model_batch_size_sum") or 0)
+
+
+def test_batch_answers_photo_by_photo(client, obama, pair):
+    good, two = encode(obama), encode(pair, "PNG")
+    calls_before, faces_before = model_calls()
+    response = batch(client, [("a.jpg", good), ("b.txt", b"hello"), ("c.jpg", good[:3000]), ("d.png", two),
+                              ("e.jpg", b"")])
+    calls_after, faces_after = model_calls()
+    assert response.status_code == 200
+    entries = response.json()
+    assert len(entries) == 5
+    assert entries[0] == {"faces": post_image(client, good).json()}
+    assert error_of_entry(entries[1])["code"] == "not_an_image"
+    assert error_of_entry(entries[2])["code"] in ("truncated_image", "corrupt_image")
+    assert entries[3] == {"faces": post_image(client, two, "d.png", "image/png").json()}
+    assert len(entries[3]["faces"]) == 2
+    assert error_of_entry(entries[4])["code"] == "empty_file"
+    assert (calls_after - calls_before, faces_after - faces_before) == (1, 3)  # all faces in one model call
+
+
+def error_of_entry(entry):
+    assert set(entry) == {"error", "code", "status"} and 400 <= entry["status"] < 500
+    return entry
+
+
+def test_batch_of_only_bad_photos_and_a_photo_over_the_size_limit(client):
+    entries = batch(client, [("x.txt", b"text"), ("big.jpg", b"\xff\xd8" + b"\0" * (11 * 1024 * 1024))]).json()
+    assert error_of_entry(entries[0])["code"] == "not_an_image"
+    assert error_of_entry(entries[1])["code"] == "upload_too_large" and entries[1]["status"] == 413
+
+
+def test_batch_limits_and_fields(client, face_crop):
+    data = encode(face_crop.resize((60, 60)))
+    body = error_of(batch(client, [(f"{i}.jpg", data) for i in range(17)]), 400)
+    assert body["code"] == "too_many_files" and "16" in body["error"]
+    assert error_of(client.post("/emotion/batch", files={"image": ("x.jpg", data, "image/jpeg")}), 400)["code"] \
+        == "missing_field"
+    response = client.post("/emotion/batch", files=[("images", ("x.jpg", data, "image/jpeg"))],
+                           data={"images": "http://127.0.0.1:1/x.jpg"})
+    assert error_of(response, 400)["code"] == "not_a_file"
+
+
+def test_batch_with_detect_false(client, face_crop):
+    entries = batch(client, [("a.jpg", encode(face_crop)), ("b.jpg", encode(face_crop))]).json()
+    assert len(entries) == 2 and all(len(e["faces"]) == 1 for e in entries)
+    files = [("images", ("a.jpg", encode(face_crop), "image/jpeg"))]
+    [entry] = client.post("/emotion/batch", files=files, data={"detect": "false"}).json()
+    assert entry["faces"][0]["bounding_box"] == [0, 0, face_crop.width, face_crop.height]
+
+
+def test_ui_page_loads_only_from_the_service(client):
+    page = client.get("/ui")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "/emotion/annotate" in client.get("/ui/ui.js").text
+    refs = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert refs and not [ref for ref in refs if "//" in ref or ref.startswith("data:")]
+    for ref in refs:
+        assert client.get(ref if ref.startswith("/") else "/ui/" + ref).status_code == 200, ref
+    assert "default-src 'self'" in page.text  # the page's CSP refuses anything from elsewhere

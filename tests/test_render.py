@@ -1,0 +1,80 @@
+"""emotionlib.render: boxes and labels drawn on the image, colours, output format."""
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, encode
+from emotionlib.labels import EMOTIONS
+from emotionlib.render import EMOTION_COLOURS, annotate, draw_faces, output_format, sizes
+
+
+def face(box, emotion="happy", confidence=0.94):
+    return {"bounding_box": box, "emotion": emotion, "confidence": confidence}
+
+
+def changed(before: Image.Image, after: Image.Image) -> np.ndarray:
+    """Per-pixel: did any channel change?"""
+    return np.any(np.asarray(before, np.int16) != np.asarray(after, np.int16), axis=2)
+
+
+def test_box_edges_are_drawn_and_the_rest_is_untouched(obama):
+    x, y, w, h = 342, 95, 300, 300
+    after = draw_faces(obama, [face([x, y, w, h])])
+    diff = changed(obama, after)
+    assert after.size == obama.size
+    for edge in (diff[y + h // 2, x], diff[y + h // 2, x + w - 1], diff[y, x + w // 2], diff[y + h - 1, x + w // 2]):
+        assert edge
+    assert not diff[y + h // 2, x + w // 2]  # inside the face
+    assert not diff[obama.height - 5, 5]  # far away
+    assert diff[y - 5, x + 5]  # the label above the box
+
+
+def test_label_inside_the_box_at_the_top_edge_and_inside_the_image_at_the_right(obama):
+    after = draw_faces(obama, [face([obama.width - 60, 0, 60, 60], "surprise")])
+    diff = changed(obama, after)
+    line, font = sizes(obama.width, obama.height)
+    # No room above: the label sits inside the box's top; no room to the right: it is shifted left.
+    assert diff[line + font // 2, obama.width - 30]
+    assert diff[font // 2, obama.width - 150]
+
+
+def test_each_emotion_has_its_own_colour(obama):
+    assert set(EMOTION_COLOURS) == set(EMOTIONS)
+    assert len(set(EMOTION_COLOURS.values())) == len(EMOTIONS)
+    for emotion, colour in EMOTION_COLOURS.items():
+        after = np.asarray(draw_faces(obama, [face([300, 300, 200, 200], emotion)]))
+        expected = [int(colour[i:i + 2], 16) for i in (1, 3, 5)]
+        assert list(after[400, 301 + 1]) == expected  # the coloured line, inside the dark rim
+
+
+def test_page_uses_the_same_colours():
+    css = (ROOT / "emotionlib" / "ui" / "ui.css").read_text()
+    found = dict(re.findall(r"--(\w+):\s*(#[0-9A-Fa-f]{6})", css))
+    assert {k: v.upper() for k, v in found.items()} == {k: v.upper() for k, v in EMOTION_COLOURS.items()}
+
+
+@pytest.mark.parametrize("side", [64, 600, 6000])
+def test_text_grows_with_the_image(side):
+    line, font = sizes(side, side // 2)
+    assert line >= 2 and font >= 12
+    assert font >= side / 60  # about 1/45 of the longer side, so legible when scaled to a screen
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_output_format_follows_the_input(obama, fmt):
+    data = encode(obama, fmt)
+    out = annotate(np.asarray(obama), [face([342, 95, 300, 300])], output_format(data))
+    image = Image.open(io.BytesIO(out))
+    assert image.format == fmt and image.size == obama.size
+
+
+def test_tiny_image_and_no_faces(obama):
+    small = obama.resize((40, 50))
+    assert np.array_equal(np.asarray(draw_faces(small, [])), np.asarray(small))
+    drawn = draw_faces(small, [face([0, 0, 40, 50], "neutral", 0.5)])  # label wider than the image
+    assert drawn.size == small.size

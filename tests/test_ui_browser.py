@@ -1,0 +1,145 @@
+"""GET /ui driven in a real headless Chromium (Debian's chromium + chromium-driver, which
+.ci/run installs): upload a photo, see the annotated image and one table row per face.
+
+The service runs in-process under uvicorn on a free port. A screenshot of the page is
+saved as a test artifact in test-artifacts/ui.png. Without the browser the test skips
+with how to install it, except under CI=true, where it fails.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT, encode
+from emotionlib.labels import EMOTIONS
+
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--disable-dev-shm-usage", "--window-size=1280,1000")
+
+
+def require_browser() -> tuple[str, str]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        driver = None
+    if chromium and driver:
+        return chromium, driver
+    message = ("headless Chromium is not available: install it as root with "
+               "`apt-get install chromium chromium-driver` (scripts/browser-tools.sh, run by .ci/run) "
+               "and selenium from requirements.txt")
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def server(bundled_model_store):
+    """The service's ASGI app served by uvicorn in a thread: (base URL)."""
+    import uvicorn
+
+    from service import EmotionAPI
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    uv = uvicorn.Server(uvicorn.Config(EmotionAPI.to_asgi(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=uv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 120
+    while not uv.started and thread.is_alive() and time.time() < deadline:
+        time.sleep(0.2)
+    if not uv.started:
+        pytest.fail("the service did not start under uvicorn")
+    yield f"http://127.0.0.1:{port}"
+    uv.should_exit = True
+    thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium, driver_path = require_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    profile = tempfile.mkdtemp(prefix="emotion-ui-chromium-")
+    options.add_argument(f"--user-data-dir={profile}")
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_upload_a_photo_and_see_the_faces(server, browser, pair, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    photo = tmp_path / "pair.jpg"
+    photo.write_bytes(encode(pair, quality=92))
+    browser.get(f"{server}/ui")
+    assert browser.title.startswith("Face emotion")
+    legend = [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#legend li")]
+    assert legend == list(EMOTIONS)
+
+    browser.find_element(By.ID, "file").send_keys(str(photo))
+    WebDriverWait(browser, 120).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+                                      in ("done", "error"))
+    status = browser.find_element(By.ID, "status").text
+    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "done", status
+
+    image = browser.find_element(By.ID, "annotated")
+    assert image.is_displayed()
+    size = browser.execute_script("const i = arguments[0]; return [i.complete, i.naturalWidth, i.naturalHeight];",
+                                  image)
+    assert size == [True, pair.width, pair.height]
+    rows = browser.find_elements(By.CSS_SELECTOR, "#faces tbody tr")
+    assert len(rows) == 2 and "2 faces" in status
+    for row in rows:
+        emotion = row.find_element(By.CSS_SELECTOR, "td.emotion").text.strip()
+        assert emotion in EMOTIONS
+        assert len(row.find_elements(By.CSS_SELECTOR, "td.score .bar span")) == len(EMOTIONS)
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(url.startswith(server) or url.startswith("blob:") for url in loaded), loaded
+
+    save_full_page(browser, ARTIFACTS / "ui.png")
+
+
+def save_full_page(browser, path):
+    """A PNG of the whole page, below the window's fold too (Chrome DevTools protocol)."""
+    import base64
+
+    size = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
+    shot = browser.execute_cdp_cmd("Page.captureScreenshot",
+                                   {"format": "png", "captureBeyondViewport": True, "clip": clip})
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(base64.b64decode(shot["data"]))
+    print(f"screenshot: {path}")
+
+
+def test_a_bad_file_shows_the_error(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    bad = tmp_path / "notes.jpg"
+    bad.write_text("not a photo")
+    browser.get(f"{server}/ui")
+    browser.find_element(By.ID, "file").send_keys(str(bad))
+    WebDriverWait(browser, 60).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+                                     == "error")
+    assert "not a JPEG or PNG" in browser.find_element(By.ID, "status").text
+    assert not browser.find_element(By.ID, "faces").is_displayed()
