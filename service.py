@@ -9,8 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import time
-from pathlib import Path
 from typing import Literal
+
+# Faces are personal data: no usage statistics to BentoML's vendor, even from a plain
+# `bentoml serve .` (make serve, the image and the manifests set it too).
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 import anyio
 import bentoml
@@ -18,20 +21,27 @@ import numpy as np
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
-from emotionlib.decode import decode_image
-from emotionlib.detect import Box, HaarParams, crop, detect_faces
+from emotionlib.access import ApiKeyGuard
+from emotionlib.detect import Box, HaarParams
 from emotionlib.errors import InputError
+from emotionlib.errorshape import ErrorShape, json_http_errors_in_uvicorn
 from emotionlib.labels import EMOTIONS, fold_probabilities
-from emotionlib.metrics import metrics
+from emotionlib.locate import locate_faces
+from emotionlib.metrics import bound_path_labels, metrics
 from emotionlib.preprocess import preprocess_batch
 from emotionlib.settings import Settings
-from emotionlib.upload import UploadGuard
+from emotionlib.upload import UploadedBytes, UploadGuard, UploadLimits, keep_uploads_in_memory
 
 # Every EMOTION_* variable, validated once: a bad value stops the service here, naming it.
 SETTINGS = Settings.from_env()
 
 logger = logging.getLogger("emotion")
 logger.setLevel(SETTINGS.log_level)
+
+# Uploads stay in memory; unknown paths share one metrics label; uvicorn's own 400s are JSON.
+keep_uploads_in_memory(SETTINGS.max_upload_bytes)
+bound_path_labels()
+json_http_errors_in_uvicorn()
 
 EMOTION_MODEL = bentoml.models.BentoModel(SETTINGS.model_tag)
 
@@ -89,7 +99,9 @@ class EmotionModel:
     name="emotion_api",
     http={"port": 9000},
     workers=SETTINGS.api_workers,
-    traffic={"timeout": 60, "max_concurrency": SETTINGS.max_concurrency},
+    # No BentoML max_concurrency: it counts a request from its first byte, so slow uploads
+    # took every slot. UploadGuard limits uploads and processing separately.
+    traffic={"timeout": 60},
 )
 class EmotionAPI:
     model = bentoml.depends(EmotionModel)
@@ -99,12 +111,11 @@ class EmotionAPI:
         self.input = dict(size=meta["input_size"], channels=meta["channels"], scaling=meta["scaling"])
         self.decode_slots = anyio.CapacityLimiter(SETTINGS.decode_concurrency)
 
-    def prepare(self, image: Path, detect: bool) -> tuple[list[Box], np.ndarray]:
+    def prepare(self, image: bytes, detect: bool) -> tuple[list[Box], np.ndarray]:
         """Decode, find faces and preprocess them (CPU work, run off the event loop)."""
-        rgb = decode_image(image.read_bytes(), SETTINGS.max_pixels)
-        height, width = rgb.shape[:2]
-        boxes = detect_faces(rgb, HaarParams.from_settings(SETTINGS)) if detect else [Box(0, 0, width, height)]
-        return boxes, preprocess_batch([crop(rgb, box) for box in boxes], **self.input)
+        boxes, crops = locate_faces(image, detect, HaarParams.from_settings(SETTINGS), SETTINGS.max_pixels,
+                                    crop_side=self.input["size"])
+        return boxes, preprocess_batch(crops, **self.input)
 
     async def predict(self, batch: np.ndarray) -> np.ndarray:
         """Call the model worker; retry once when it closed an idle keep-alive connection
@@ -118,7 +129,7 @@ class EmotionAPI:
             return await self.model.to_async.predict(batch)
 
     @bentoml.api(route="/emotion")
-    async def emotion(self, image: Path, detect: bool = True) -> list[Face]:
+    async def emotion(self, image: UploadedBytes, detect: bool = True) -> list[Face]:
         """Every face in a JPEG or PNG photo with its emotion, left to right.
 
         `detect=false` treats the whole image as one already-cropped face.
@@ -142,4 +153,7 @@ class EmotionAPI:
         return faces
 
 
-EmotionAPI.add_asgi_middleware(UploadGuard, path="/emotion", max_bytes=SETTINGS.max_upload_bytes)
+# Outermost first: every error answer shaped, then the API key, then the upload checks.
+EmotionAPI.add_asgi_middleware(ErrorShape)
+EmotionAPI.add_asgi_middleware(ApiKeyGuard, api_key=SETTINGS.api_key)
+EmotionAPI.add_asgi_middleware(UploadGuard, limits=UploadLimits.from_settings(SETTINGS))
