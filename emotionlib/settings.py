@@ -29,6 +29,12 @@ class Settings:
     api_workers: int = 1
     max_batch_images: int = 16
     max_batch_upload_mb: float = 50.0
+    max_uploads: int = 64
+    upload_timeout_s: float = 30.0
+    upload_min_kib_s: float = 16.0
+    upload_grace_s: float = 5.0
+    # access: None = open; else every request but probes and metrics needs this bearer key
+    api_key: str | None = dataclasses.field(default=None, repr=False)
     # detection
     detect_max_side: int = 1280
     min_face_size: int = 24
@@ -70,7 +76,8 @@ class Settings:
             except (TypeError, ValueError):
                 value = None
             if value is None or not spec.check(value):
-                raise SettingsError(f"{name}={raw!r} is not accepted: expected {spec.accepted}")
+                shown = "<hidden>" if field.name in SECRETS else repr(raw)
+                raise SettingsError(f"{name}={shown} is not accepted: expected {spec.accepted}")
             values[field.name] = value
         known = {env_name(f.name) for f in dataclasses.fields(cls)} | EXTRA_VARIABLES
         unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
@@ -113,6 +120,13 @@ _SPECS: dict[str, _Spec] = {
     "api_workers": _int(1, 64),
     "max_batch_images": _int(1, 1000),
     "max_batch_upload_mb": _float(0, 4096, strict_low=True),
+    "max_uploads": _int(1, 10_000),
+    # below the 60 s request timeout of the service (service.py), so a slow upload gets 408
+    "upload_timeout_s": _float(0, 50, strict_low=True),
+    "upload_min_kib_s": _float(0, 1_000_000, strict_low=True),
+    "upload_grace_s": _float(0, 50),
+    "api_key": _Spec(str, lambda v: len(v) >= 16 and v.isascii() and v.isprintable() and " " not in v,
+                     "a key of at least 16 printable ASCII characters without spaces"),
     "detect_max_side": _int(64, 16_384),
     "min_face_size": _int(8, 4096),
     "min_neighbors": _int(0, 50),
@@ -124,6 +138,9 @@ _SPECS: dict[str, _Spec] = {
     "max_latency_ms": _int(1, 600_000),
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", upper=True),
 }
+
+# Settings whose values never appear in messages or logs.
+SECRETS = {"api_key"}
 
 # EMOTION_* variables that are not settings of the service (read by tests and tools).
 EXTRA_VARIABLES: set[str] = set()

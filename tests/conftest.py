@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -93,6 +96,47 @@ def wait_ready(url: str, seconds: float, alive=lambda: True) -> bool:
             pass
         time.sleep(1)
     return False
+
+
+PORT = 9000
+URL = f"http://127.0.0.1:{PORT}"
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def start(home, log_path):
+    env = {**os.environ, "BENTOML_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    bentoml = Path(sys.executable).with_name("bentoml")
+    log = open(log_path, "wb")
+    return subprocess.Popen([str(bentoml), "serve", ".", "--port", str(PORT)], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop(process):
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def server(bundled_model_store, tmp_path_factory):
+    """`bentoml serve .` on PORT in a subprocess, shared by the end-to-end and browser tests."""
+    if not port_is_free(PORT):
+        pytest.fail(f"port {PORT} is busy: stop whatever listens there to run the end-to-end test")
+    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
+    process = start(bundled_model_store, log_path)
+    if not wait_ready(URL, 180, alive=lambda: process.poll() is None):
+        stop(process)
+        pytest.fail(f"bentoml serve did not get ready:\n{log_path.read_text()[-4000:]}")
+    yield process
+    stop(process)
 
 
 def post_image(client, data: bytes, filename: str = "photo.jpg", content_type: str = "image/jpeg", **form):

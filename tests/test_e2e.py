@@ -1,58 +1,16 @@
-"""One real end-to-end run: `bentoml serve` on port 9000 in a subprocess, real HTTP."""
+"""One real end-to-end run: `bentoml serve` on port 9000 in a subprocess (conftest's
+`server`), real HTTP."""
 from __future__ import annotations
 
 import io
 import os
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
-from conftest import FIXTURES, ROOT, wait_ready
-
-PORT = 9000
-URL = f"http://127.0.0.1:{PORT}"
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def start(home, log_path):
-    env = {**os.environ, "BENTOML_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    bentoml = Path(sys.executable).with_name("bentoml")
-    log = open(log_path, "wb")
-    return subprocess.Popen([str(bentoml), "serve", ".", "--port", str(PORT)], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process):
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
-@pytest.fixture(scope="module")
-def server(bundled_model_store, tmp_path_factory):
-    if not port_is_free(PORT):
-        pytest.fail(f"port {PORT} is busy: stop whatever listens there to run the end-to-end test")
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    process = start(bundled_model_store, log_path)
-    if not wait_ready(URL, 180, alive=lambda: process.poll() is None):
-        stop(process)
-        pytest.fail(f"bentoml serve did not get ready:\n{log_path.read_text()[-4000:]}")
-    yield process
-    stop(process)
-
+from conftest import FIXTURES, ROOT, URL
 
 def test_python_client_one_face(server):
     import bentoml
@@ -106,3 +64,15 @@ def test_no_model_fails_at_once(tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
     assert "import_model.py" in result.stdout + result.stderr
+
+
+def test_batch_over_real_http(server, pair):
+    buffer = io.BytesIO()
+    pair.save(buffer, "PNG")
+    photos = [("images", ("pair.png", buffer.getvalue(), "image/png")),
+              ("images", ("notes.txt", b"not a photo", "text/plain")),
+              ("images", ("o.jpg", (FIXTURES / "obama.jpg").read_bytes(), "image/jpeg"))]
+    response = httpx.post(f"{URL}/emotion/batch", files=photos, timeout=120)
+    assert response.status_code == 200, response.text
+    entries = response.json()
+    assert [len(e["faces"]) if "faces" in e else e["code"] for e in entries] == [2, "not_an_image", 1]

@@ -1,7 +1,7 @@
 """GET /ui driven in a real headless Chromium (Debian's chromium + chromium-driver, which
 .ci/run installs): upload a photo, see the annotated image and one table row per face.
 
-The service runs in-process under uvicorn on a free port. A screenshot of the page is
+The service is a real `bentoml serve` (conftest's `server`). A screenshot of the page is
 saved as a test artifact in test-artifacts/ui.png. Without the browser the test skips
 with how to install it, except under CI=true, where it fails.
 """
@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import tempfile
-import threading
-import time
 
 import pytest
 
-from conftest import ROOT, encode
+from conftest import ROOT, URL, encode
 from emotionlib.labels import EMOTIONS
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -43,29 +40,6 @@ def require_browser() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(bundled_model_store):
-    """The service's ASGI app served by uvicorn in a thread: (base URL)."""
-    import uvicorn
-
-    from service import EmotionAPI
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(EmotionAPI.to_asgi(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=uv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 120
-    while not uv.started and thread.is_alive() and time.time() < deadline:
-        time.sleep(0.2)
-    if not uv.started:
-        pytest.fail("the service did not start under uvicorn")
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join(30)
-
-
-@pytest.fixture(scope="module")
 def browser():
     chromium, driver_path = require_browser()
     from selenium import webdriver
@@ -84,13 +58,13 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
-def test_upload_a_photo_and_see_the_faces(server, browser, pair, tmp_path):
+def test_upload_a_photo_and_see_the_faces(browser, server, pair, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     photo = tmp_path / "pair.jpg"
     photo.write_bytes(encode(pair, quality=92))
-    browser.get(f"{server}/ui")
+    browser.get(f"{URL}/ui")
     assert browser.title.startswith("Face emotion")
     legend = [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#legend li")]
     assert legend == list(EMOTIONS)
@@ -113,7 +87,7 @@ def test_upload_a_photo_and_see_the_faces(server, browser, pair, tmp_path):
         assert emotion in EMOTIONS
         assert len(row.find_elements(By.CSS_SELECTOR, "td.score .bar span")) == len(EMOTIONS)
     loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
-    assert loaded and all(url.startswith(server) or url.startswith("blob:") for url in loaded), loaded
+    assert loaded and all(url.startswith(URL) or url.startswith("blob:") for url in loaded), loaded
 
     save_full_page(browser, ARTIFACTS / "ui.png")
 
@@ -131,13 +105,13 @@ def save_full_page(browser, path):
     print(f"screenshot: {path}")
 
 
-def test_a_bad_file_shows_the_error(server, browser, tmp_path):
+def test_a_bad_file_shows_the_error(browser, server, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     bad = tmp_path / "notes.jpg"
     bad.write_text("not a photo")
-    browser.get(f"{server}/ui")
+    browser.get(f"{URL}/ui")
     browser.find_element(By.ID, "file").send_keys(str(bad))
     WebDriverWait(browser, 60).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state")
                                      == "error")
