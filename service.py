@@ -1,8 +1,9 @@
 """Face emotion recognition: POST a photo to /emotion, get every face with its emotion.
 
-Two BentoML services: EmotionAPI (HTTP entry on port 9000: decoding, Haar face detection,
-preprocessing) and EmotionModel (the Keras classifier behind an adaptive-batching API,
-so faces from concurrent requests share one forward pass).
+Two BentoML services: EmotionAPI (HTTP entry on port 9000: decoding, face detection and
+cropping with emotionlib.pipeline.EmotionPipeline) and EmotionModel (the classifier on ONNX
+Runtime behind an adaptive-batching API, so faces from concurrent requests share one
+forward pass; crops travel between them as uint8 48x48).
 """
 from __future__ import annotations
 
@@ -28,16 +29,12 @@ from starlette.staticfiles import StaticFiles
 
 from emotionlib import render
 from emotionlib.access import ApiKeyGuard
-from emotionlib.boxes import check_inside, parse_boxes
-from emotionlib.decode import decode_image
-from emotionlib.detect import Box, HaarParams, detect_faces
+from emotionlib.detect import Detection
 from emotionlib.errors import InputError
 from emotionlib.errorshape import ErrorShape, json_http_errors_in_uvicorn
-from emotionlib.framing import crop_face
-from emotionlib.labels import EMOTIONS, fold_probabilities
-from emotionlib.locate import locate_faces
+from emotionlib.fields import check_inside, parse_boxes, parse_confidence
 from emotionlib.metrics import bound_path_labels, metrics
-from emotionlib.preprocess import preprocess_batch
+from emotionlib.pipeline import EmotionPipeline
 from emotionlib.settings import Settings
 from emotionlib.upload import ROUTES, FormSpec, UploadedBytes, UploadGuard, UploadLimits, keep_uploads_in_memory
 
@@ -75,33 +72,35 @@ class Face(BaseModel):
     emotion: Literal["happy", "sad", "angry", "fear", "surprise", "neutral"]
     confidence: float = Field(ge=0, le=1, description="probability of `emotion`")
     scores: dict[str, float] = Field(description="probability of each of the six emotions; sums to 1")
+    detection_confidence: float | None = Field(
+        None, ge=0, le=1, description="the face detector's score (null for given boxes and detect=false)")
 
 
-@bentoml.service(name="emotion_model", workers=1, traffic={"timeout": 60})
+# The model worker's deadline (EMOTION_MODEL_TIMEOUT_S) is shorter than the client's 60 s.
+# runner_connection: BentoML's internal client otherwise closes its aiohttp session every 100
+# calls while other calls are still in flight on it: the "dropped connections" under load.
+@bentoml.service(name="emotion_model", workers=1, traffic={"timeout": SETTINGS.model_timeout_s},
+                 runner_connection={"max_requests": 2**31 - 1, "max_age": 1e9})
 class EmotionModel:
-    """Owns the Keras classifier; returns (N, 6) probabilities in EMOTIONS order."""
+    """Owns the classifier (ONNX Runtime); uint8 (N, S, S) faces -> (N, 6) EMOTIONS probabilities."""
 
     bento_model = EMOTION_MODEL
 
     def __init__(self) -> None:
-        import keras
+        from emotionlib.runtime import Classifier
 
-        stored = stored_model()
-        meta = stored.info.metadata
-        self.labels = list(meta["labels"])
-        self.model = keras.models.load_model(stored.path_of(meta["file"]), compile=False)
-        shape = (1, meta["input_size"], meta["input_size"], meta["channels"])
-        self.predict(np.zeros(shape, np.float32))  # warm up before /readyz says ready
-        logger.info("loaded %s (%s)", stored.tag, ", ".join(self.labels))
+        self.classifier = Classifier.from_store(stored_model(), SETTINGS.model_threads)
+        self.classifier.warm_up()  # before /readyz says ready
+        logger.info("loaded %s (%s)", stored_model().tag, ", ".join(self.classifier.labels))
 
     @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size,
                  max_latency_ms=SETTINGS.max_latency_ms)
     def predict(self, faces: np.ndarray) -> np.ndarray:
         started = time.perf_counter()
-        probs = np.asarray(self.model(faces, training=False))
+        probs = self.classifier(faces)
         metrics().batch_size.observe(len(faces))
         metrics().inference.observe(time.perf_counter() - started)
-        return fold_probabilities(probs, self.labels)
+        return probs.astype(np.float32)
 
 
 @bentoml.service(
@@ -116,97 +115,111 @@ class EmotionAPI:
     model = bentoml.depends(EmotionModel)
 
     def __init__(self) -> None:
-        meta = stored_model().info.metadata
-        self.input = dict(size=meta["input_size"], channels=meta["channels"], scaling=meta["scaling"])
+        import cv2
+
+        cv2.setNumThreads(SETTINGS.detect_threads)
+        size = stored_model().info.metadata["input_size"]
+        self.pipeline = EmotionPipeline(settings=SETTINGS, input_size=size)
         self.decode_slots = anyio.CapacityLimiter(SETTINGS.decode_concurrency)
+        self.retried = False
 
-    def prepare(self, data: bytes, detect: bool, boxes: list[Box] | None = None, keep_image: bool = False) -> Prepared:
-        """Decode, find faces (or take the given boxes) and preprocess them (CPU work, run
-        off the event loop). keep_image: also return the full upright image (to draw on)."""
-        params = HaarParams.from_settings(SETTINGS)
-        if boxes is None and not keep_image:
-            found, crops = locate_faces(data, detect, params, SETTINGS.max_pixels, crop_side=self.input["size"])
-            return Prepared(None, found, preprocess_batch(crops, **self.input))
-        rgb = decode_image(data, SETTINGS.max_pixels)
-        height, width = rgb.shape[:2]
-        detector = "none"
+    async def classify(self, pixels: np.ndarray) -> np.ndarray:
+        """The model worker's answer within EMOTION_MODEL_TIMEOUT_S (TimeoutError otherwise).
+        A connection the worker closed as it was reused is retried once, inside that deadline."""
+        import aiohttp
+
+        with anyio.fail_after(SETTINGS.model_timeout_s):
+            try:
+                return await self.model.to_async.predict(pixels)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+                metrics().model_retries.inc()
+                if not self.retried:  # once per worker; the counter has the rest
+                    self.retried = True
+                    logger.warning("model worker connection dropped (%r); retrying once (logged once, "
+                                   "see emotion_model_retries_total)", error)
+                return await self.model.to_async.predict(pixels)
+
+    def prepare(self, data: bytes, detect: bool, boxes: list | None, min_confidence: float,
+                keep_image: bool) -> Prepared:
+        """Decode, find faces (or take the given boxes) and cut their crops (CPU work, run
+        off the event loop). keep_image: also keep the upright image (to draw on)."""
+        rgb = self.pipeline.decode(data)
         if boxes is not None:
-            check_inside(boxes, width, height)
-        elif detect:
-            boxes, detector = detect_faces(rgb, params), "haar"
-        else:
-            boxes = [Box(0, 0, width, height)]
-        crops = [crop_face(rgb, box, detector) for box in boxes]
-        return Prepared(rgb if keep_image else None, boxes, preprocess_batch(crops, **self.input))
+            check_inside(boxes, rgb.shape[1], rgb.shape[0])
+        located = self.pipeline.locate(rgb, detect, boxes)
+        detections, pixels = located.detections, located.pixels
+        if min_confidence > 0:  # given boxes (score None) are kept
+            keep = [i for i, d in enumerate(detections) if d.score is None or d.score >= min_confidence]
+            detections, pixels = [detections[i] for i in keep], pixels[keep]
+        return Prepared(rgb if keep_image else None, detections, pixels)
 
-    async def prepare_async(self, data: bytes, detect: bool, boxes: Any = None, keep_image: bool = False) -> Prepared:
-        """``prepare`` in a worker thread, bounded by EMOTION_DECODE_CONCURRENCY; InputError
-        for a bad photo or bad boxes (counted in the rejection metric)."""
+    async def prepare_async(self, data: bytes, detect: bool = True, boxes: Any = None,
+                            min_confidence: Any = None, keep_image: bool = False) -> Prepared:
+        """``prepare`` in a worker thread, bounded by EMOTION_DECODE_CONCURRENCY, with the
+        form fields parsed; InputError for a bad photo or field (counted in the metrics)."""
         started = time.perf_counter()
         try:
             given = None if boxes is None else parse_boxes(boxes, SETTINGS.max_faces)
-            prepared = await anyio.to_thread.run_sync(self.prepare, data, detect, given, keep_image,
+            threshold = SETTINGS.min_detection_confidence if min_confidence is None \
+                else parse_confidence(min_confidence)
+            prepared = await anyio.to_thread.run_sync(self.prepare, data, detect, given, threshold, keep_image,
                                                       limiter=self.decode_slots)
         except InputError as error:
             metrics().rejected.labels(reason=error.code).inc()
             raise
         metrics().detection.observe(time.perf_counter() - started)
-        metrics().faces.observe(len(prepared.boxes))
+        metrics().faces.observe(len(prepared.detections))
         return prepared
 
-    async def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Call the model worker; retry once when it closed an idle keep-alive connection
-        just as we reused it (aiohttp ServerDisconnectedError, seen under load)."""
-        import aiohttp
-
-        if not len(batch):
-            return np.zeros((0, len(EMOTIONS)), np.float32)
-        try:
-            return await self.model.to_async.predict(batch)
-        except aiohttp.ClientConnectionError:
-            logger.warning("model worker connection dropped; retrying once")
-            return await self.model.to_async.predict(batch)
-
-    async def classify(self, prepared: list[Prepared]) -> list[list[Face]]:
-        """Faces of several prepared photos, all in one model call."""
-        scores = np.asarray(await self.predict(np.concatenate([p.batch for p in prepared])), dtype=float)
+    async def faces_of(self, prepared: list[Prepared]) -> list[list[Face]]:
+        """The faces of several photos, all classified in one model call."""
+        pixels = [p.pixels for p in prepared if p.detections]
+        probs = await self.classify(np.concatenate(pixels)) if pixels else np.zeros((0, 6))
         result, start = [], 0
         for item in prepared:
-            rows = scores[start:start + len(item.boxes)]
-            start += len(item.boxes)
-            result.append([to_face(box, row) for box, row in zip(item.boxes, rows)])
+            rows = probs[start:start + len(item.detections)]
+            start += len(item.detections)
+            result.append([Face(**face.as_dict()) for face in self.pipeline.faces(item.detections, rows)])
         return result
 
     @bentoml.api(route="/emotion")
-    async def emotion(self, image: UploadedBytes, detect: bool = True, boxes: Any = None) -> list[Face]:
+    async def emotion(self, image: UploadedBytes, detect: bool = True, boxes: Any = None,
+                      min_detection_confidence: Any = None) -> list[Face]:
         """Every face in a JPEG or PNG photo with its emotion, left to right.
 
         `detect=false` treats the whole image as one already-cropped face; `boxes` (a JSON
-        list of [x, y, w, h]) classifies exactly those regions instead of detecting faces.
+        list of [x, y, w, h]) classifies exactly those regions instead of detecting faces;
+        `min_detection_confidence` (0-1) drops detected faces the detector scores lower.
         """
         try:
-            prepared = await self.prepare_async(image, detect, boxes)
+            prepared = await self.prepare_async(image, detect, boxes, min_detection_confidence)
+            return (await self.faces_of([prepared]))[0]
         except InputError as error:
             return error_response(error)
-        return (await self.classify([prepared]))[0]
+        except TimeoutError:
+            return error_response(timeout_error())
 
     @bentoml.api(route="/emotion/annotate")
-    async def annotate(self, image: UploadedBytes, detect: bool = True, boxes: Any = None) -> Image:
+    async def annotate(self, image: UploadedBytes, detect: bool = True, boxes: Any = None,
+                       min_detection_confidence: Any = None) -> Image:
         """The photo (JPEG in: JPEG out; PNG in: PNG out), upright, with each face's box and
         `emotion confidence` label drawn; the faces' JSON (as /emotion answers it) is in
         the `X-Emotion-Faces` response header."""
         try:
-            prepared = await self.prepare_async(image, detect, boxes, keep_image=True)
+            prepared = await self.prepare_async(image, detect, boxes, min_detection_confidence, keep_image=True)
+            faces = [face.model_dump() for face in (await self.faces_of([prepared]))[0]]
         except InputError as error:
             return error_response(error)
-        faces = [face.model_dump() for face in (await self.classify([prepared]))[0]]
+        except TimeoutError:
+            return error_response(timeout_error())
         fmt = render.output_format(image)
         body = await anyio.to_thread.run_sync(render.annotate, prepared.rgb, faces, fmt, limiter=self.decode_slots)
         return Response(body, media_type=render.MEDIA_TYPES[fmt],
                         headers={FACES_HEADER: json.dumps(faces, separators=(",", ":"))})
 
     @bentoml.api(route="/emotion/batch")
-    async def batch(self, images: list[UploadedBytes], detect: bool = True) -> list[dict]:
+    async def batch(self, images: list[UploadedBytes], detect: bool = True,
+                    min_detection_confidence: Any = None) -> list[dict]:
         """Many photos in one request (repeat the file field `images`). One entry per photo,
         in request order: `{"faces": [...]}`, or that photo's own error object."""
         entries: list[Any] = [None] * len(images)
@@ -216,34 +229,39 @@ class EmotionAPI:
                 if len(data) > SETTINGS.max_upload_bytes:
                     raise InputError(413, "upload_too_large", f"photo {index} is {len(data):,} bytes; "
                                      f"the limit per photo is {SETTINGS.max_upload_mb:g} MiB")
-                entries[index] = await self.prepare_async(data, detect)
+                entries[index] = await self.prepare_async(data, detect, None, min_detection_confidence)
             except InputError as error:
-                entries[index] = error.to_dict()
+                entries[index] = error
 
         async with anyio.create_task_group() as group:
             for index, data in enumerate(images):
                 group.start_soon(one, index, data)
+        field_errors = [e for e in entries if isinstance(e, InputError) and e.code == "invalid_field"]
+        if field_errors:  # a bad form field is the request's error, not a photo's
+            return error_response(field_errors[0])
         good = [entry for entry in entries if isinstance(entry, Prepared)]
-        faces = iter(await self.classify(good)) if good else iter(())
-        return [{"faces": [f.model_dump() for f in next(faces)]} if isinstance(entry, Prepared) else entry
-                for entry in entries]
+        try:
+            faces = iter(await self.faces_of(good))
+        except TimeoutError:
+            return error_response(timeout_error())
+        return [{"faces": [f.model_dump() for f in next(faces)]} if isinstance(entry, Prepared)
+                else entry.to_dict() for entry in entries]
 
 
 FACES_HEADER = "X-Emotion-Faces"
 
 
+def timeout_error() -> InputError:
+    return InputError(503, "model_timeout", f"the model worker did not answer within {SETTINGS.model_timeout_s:g} s")
+
+
 @dataclass
 class Prepared:
-    """One photo ready for the model: its face boxes, their tensor and (to draw on) the image."""
+    """One photo ready for the model: its detections, their uint8 crops and (to draw on) the
+    upright image."""
     rgb: np.ndarray | None
-    boxes: list[Box]
-    batch: np.ndarray
-
-
-def to_face(box: Box, row: np.ndarray) -> Face:
-    best = int(row.argmax())
-    return Face(bounding_box=box.as_list(), emotion=EMOTIONS[best], confidence=round(row[best], 4),
-                scores={name: round(p, 4) for name, p in zip(EMOTIONS, row)})
+    detections: list[Detection]
+    pixels: np.ndarray
 
 
 def error_response(error: InputError) -> JSONResponse:
@@ -255,6 +273,7 @@ EmotionAPI.add_asgi_middleware(ErrorShape)
 EmotionAPI.add_asgi_middleware(ApiKeyGuard, api_key=SETTINGS.api_key)
 EmotionAPI.add_asgi_middleware(UploadGuard, limits=UploadLimits.from_settings(SETTINGS), routes={
     **ROUTES, "/emotion/batch": FormSpec(files={"images": (1, SETTINGS.max_batch_images)}, bools=frozenset({"detect"}),
+                                         texts=frozenset({"min_detection_confidence"}),
                                          max_bytes=SETTINGS.max_batch_upload_bytes)})
 # The page to try the API in a browser (static files, no external assets): GET /ui
 EmotionAPI.mount_asgi_app(StaticFiles(directory=Path(__file__).parent / "emotionlib" / "ui", html=True), path="/ui")

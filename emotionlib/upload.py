@@ -62,10 +62,13 @@ class FormSpec:
         return [*self.files, *sorted(self.bools), *sorted(self.texts)]
 
 
+_ONE_PHOTO = dict(files={"image": (1, 1)}, bools=frozenset({"detect"}),
+                  texts=frozenset({"boxes", "min_detection_confidence"}))
 ROUTES: dict[str, FormSpec] = {
-    "/emotion": FormSpec(files={"image": (1, 1)}, bools=frozenset({"detect"}), texts=frozenset({"boxes"})),
-    "/emotion/annotate": FormSpec(files={"image": (1, 1)}, bools=frozenset({"detect"}), texts=frozenset({"boxes"})),
-    "/emotion/batch": FormSpec(files={"images": (1, 16)}, bools=frozenset({"detect"})),
+    "/emotion": FormSpec(**_ONE_PHOTO),
+    "/emotion/annotate": FormSpec(**_ONE_PHOTO),
+    "/emotion/batch": FormSpec(files={"images": (1, 16)}, bools=frozenset({"detect"}),
+                               texts=frozenset({"min_detection_confidence"})),
 }
 
 

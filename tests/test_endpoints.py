@@ -173,3 +173,35 @@ def test_ui_page_loads_only_from_the_service(client):
     for ref in refs:
         assert client.get(ref if ref.startswith("/") else "/ui/" + ref).status_code == 200, ref
     assert "default-src 'self'" in page.text  # the page's CSP refuses anything from elsewhere
+
+
+def test_detection_confidence_and_its_threshold(client, pair):
+    data = encode(pair, "PNG")
+    faces = post_image(client, data, "p.png", "image/png").json()
+    scores = sorted(f["detection_confidence"] for f in faces)
+    assert len(scores) == 2 and all(0.0 < s <= 1.0 for s in scores)
+    assert post_image(client, data, "p.png", "image/png", min_detection_confidence="0").json() == faces
+    if scores[0] < scores[1]:
+        threshold = (scores[0] + scores[1]) / 2
+        kept = post_image(client, data, "p.png", "image/png", min_detection_confidence=str(threshold)).json()
+        assert [f["detection_confidence"] for f in kept] == [scores[1]]
+        [entry] = client.post(
+            "/emotion/batch", files=[("images", ("p.png", data, "image/png"))],
+            data={"min_detection_confidence": str(threshold)}).json()
+        assert entry == {"faces": kept}
+    above_all = post_image(client, data, "p.png", "image/png", min_detection_confidence="1").json()
+    assert all(f["detection_confidence"] == 1.0 for f in above_all)
+
+
+def test_given_boxes_have_no_detection_confidence_and_are_not_filtered(client, obama):
+    faces = post_image(client, encode(obama), boxes="[[0, 0, 100, 100]]", min_detection_confidence="0.99").json()
+    assert len(faces) == 1 and faces[0]["detection_confidence"] is None
+
+
+@pytest.mark.parametrize("route", ["/emotion", "/emotion/annotate", "/emotion/batch"])
+def test_bad_min_detection_confidence(client, obama, route):
+    field = "images" if route.endswith("batch") else "image"
+    response = client.post(route, files=[(field, ("o.jpg", encode(obama), "image/jpeg"))],
+                           data={"min_detection_confidence": "1.5"})
+    body = error_of(response, 400)
+    assert body["code"] == "invalid_field" and "min_detection_confidence" in body["error"]

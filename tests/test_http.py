@@ -10,7 +10,8 @@ from emotionlib.labels import EMOTIONS
 
 
 def check_face(face, width, height):
-    assert set(face) == {"bounding_box", "emotion", "confidence", "scores"}
+    assert set(face) == {"bounding_box", "emotion", "confidence", "scores", "detection_confidence"}
+    assert face["detection_confidence"] is None or 0.0 <= face["detection_confidence"] <= 1.0
     x, y, w, h = face["bounding_box"]
     assert all(isinstance(v, int) for v in (x, y, w, h))
     assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= width and y + h <= height

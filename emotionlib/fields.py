@@ -1,7 +1,10 @@
-"""The ``boxes`` form field: face regions a client gives instead of detection.
+"""Form fields the API checks itself (the upload guard only checks they are text).
 
-A JSON list of ``[x, y, w, h]`` integer boxes in pixels of the upright image. Every
-problem is a 400 ``invalid_boxes`` that names the box (``boxes[2]``) and what is wrong.
+``boxes``: face regions a client gives instead of detection, a JSON list of
+``[x, y, w, h]`` integer boxes in pixels of the upright image. Every problem is a 400
+``invalid_boxes`` that names the box (``boxes[2]``) and what is wrong.
+
+``min_detection_confidence``: a number from 0 to 1 (400 ``invalid_field`` otherwise).
 """
 from __future__ import annotations
 
@@ -54,3 +57,15 @@ def check_inside(boxes: list[Box], width: int, height: int) -> None:
         if box.x < 0 or box.y < 0 or box.x + box.w > width or box.y + box.h > height:
             raise _invalid(f"boxes[{index}] = {box.as_list()} is outside the {width}x{height} image "
                            f"(x + w must be <= {width}, y + h <= {height}, x and y >= 0)")
+
+
+def parse_confidence(value, name: str = "min_detection_confidence") -> float:
+    """A number from 0 to 1, given as text or already decoded by BentoML's form parser."""
+    try:
+        number = float(value) if not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not 0.0 <= number <= 1.0:
+        raise InputError(400, "invalid_field", f"field {name!r} must be a number from 0 to 1, "
+                         f"got {str(value)[:40]!r}")
+    return number

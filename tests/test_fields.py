@@ -1,9 +1,9 @@
-"""The boxes field: parsing and the 400s that name the bad box."""
+"""The boxes and min_detection_confidence fields: parsing and the 400s that name the problem."""
 from __future__ import annotations
 
 import pytest
 
-from emotionlib.boxes import check_inside, parse_boxes
+from emotionlib.fields import check_inside, parse_boxes, parse_confidence
 from emotionlib.detect import Box
 from emotionlib.errors import InputError
 
@@ -45,3 +45,15 @@ def test_boxes_outside_the_image(box, index):
 
 def test_boxes_touching_the_edges_are_inside():
     check_inside([Box(0, 0, 100, 50), Box(99, 49, 1, 1)], 100, 50)
+
+
+@pytest.mark.parametrize("value, expected", [("0.5", 0.5), (0.25, 0.25), (1, 1.0), ("0", 0.0)])
+def test_confidence_values(value, expected):
+    assert parse_confidence(value) == expected
+
+
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "high", True, None, "nan"])
+def test_bad_confidence_values(value):
+    with pytest.raises(InputError) as info:
+        parse_confidence(value)
+    assert info.value.code == "invalid_field" and "min_detection_confidence" in info.value.message
