@@ -13,7 +13,9 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT, URL, encode
+from PIL import Image
+
+from conftest import ROOT, URL
 from emotionlib.labels import EMOTIONS
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -58,12 +60,15 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
-def test_upload_a_photo_and_see_the_faces(browser, server, pair, tmp_path):
+def test_upload_a_photo_and_see_the_faces(browser, server):
+    """The README's group photo (docs/group.jpg, four faces): the page shows what /emotion says."""
+    import httpx
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    photo = tmp_path / "pair.jpg"
-    photo.write_bytes(encode(pair, quality=92))
+    photo = ROOT / "docs" / "group.jpg"
+    expected = httpx.post(f"{URL}/emotion", files={"image": ("group.jpg", photo.read_bytes())}, timeout=120).json()
+    assert len(expected) == 4
     browser.get(f"{URL}/ui")
     assert browser.title.startswith("Face emotion")
     legend = [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#legend li")]
@@ -79,12 +84,12 @@ def test_upload_a_photo_and_see_the_faces(browser, server, pair, tmp_path):
     assert image.is_displayed()
     size = browser.execute_script("const i = arguments[0]; return [i.complete, i.naturalWidth, i.naturalHeight];",
                                   image)
-    assert size == [True, pair.width, pair.height]
+    with Image.open(photo) as original:
+        assert size == [True, original.width, original.height]
     rows = browser.find_elements(By.CSS_SELECTOR, "#faces tbody tr")
-    assert len(rows) == 2 and "2 faces" in status
-    for row in rows:
-        emotion = row.find_element(By.CSS_SELECTOR, "td.emotion").text.strip()
-        assert emotion in EMOTIONS
+    assert len(rows) == len(expected) and f"{len(expected)} faces" in status
+    for row, face in zip(rows, expected):
+        assert row.find_element(By.CSS_SELECTOR, "td.emotion").text.strip() == face["emotion"]
         assert len(row.find_elements(By.CSS_SELECTOR, "td.score .bar span")) == len(EMOTIONS)
     loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert loaded and all(url.startswith(URL) or url.startswith("blob:") for url in loaded), loaded

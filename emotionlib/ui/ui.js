@@ -43,6 +43,8 @@ function showFaces(faces) {
     name.append(swatch(face.emotion), face.emotion);
     row.append(element("td", {}, String(index + 1)), name,
                element("td", {}, face.confidence.toFixed(2)),
+               element("td", { title: "the face detector's score" },
+                       face.detection_confidence == null ? "given" : face.detection_confidence.toFixed(2)),
                element("td", {}, `[${face.bounding_box.join(", ")}]`));
     for (const emotion of EMOTIONS) {
       const p = face.scores[emotion];

@@ -6,6 +6,7 @@ except under CI, where it fails instead.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -102,3 +103,13 @@ def test_bad_input_is_a_4xx(running):
     assert response.status_code == 400 and response.json()["code"] == "missing_field"
     response = httpx.post(f"{running}/emotion", files={"image": ("x.jpg", b"abc", "image/jpeg")}, timeout=60)
     assert response.status_code == 400
+
+
+def test_page_and_annotated_image_from_the_container(running):
+    page = httpx.get(f"{running}/ui/", timeout=30)
+    assert page.status_code == 200 and "ui.js" in page.text
+    data = (FIXTURES / "obama.jpg").read_bytes()
+    response = httpx.post(f"{running}/emotion/annotate", files={"image": ("obama.jpg", data, "image/jpeg")},
+                          timeout=60)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
+    assert len(json.loads(response.headers["X-Emotion-Faces"])) == 1
