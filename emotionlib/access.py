@@ -11,8 +11,10 @@ import hmac
 from emotionlib.errors import InputError
 from emotionlib.upload import reject
 
-# Kubernetes probes and Prometheus scraping work without the key.
+# Kubernetes probes and Prometheus scraping work without the key, and so do the static
+# files of the page GET /ui (it holds no data; its calls to the API send the key).
 OPEN_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics"})
+OPEN_PREFIXES = ("/ui/",)
 
 
 def bearer_token(scope) -> bytes | None:
@@ -30,7 +32,9 @@ class ApiKeyGuard:
         self.key = api_key.encode() if api_key else None
 
     async def __call__(self, scope, receive, send):
-        if self.key is None or scope["type"] != "http" or scope["path"].rstrip("/") in OPEN_PATHS:
+        path = scope.get("path", "")
+        if self.key is None or scope["type"] != "http" or path.rstrip("/") in OPEN_PATHS \
+                or (path + "/").startswith(OPEN_PREFIXES):
             return await self.app(scope, receive, send)
         token = bearer_token(scope)
         if token is not None and hmac.compare_digest(token, self.key):

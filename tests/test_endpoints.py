@@ -205,3 +205,31 @@ def test_bad_min_detection_confidence(client, obama, route):
                            data={"min_detection_confidence": "1.5"})
     body = error_of(response, 400)
     assert body["code"] == "invalid_field" and "min_detection_confidence" in body["error"]
+
+
+def test_page_files_are_open_when_the_api_needs_a_key():
+    """With EMOTION_API_KEY set, the page's static files load without it; the API does not."""
+    import anyio
+
+    from emotionlib.access import ApiKeyGuard
+
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def status_of(path):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+
+        async def receive():
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        guard = ApiKeyGuard(app, api_key="k" * 16)
+        await guard({"type": "http", "method": "GET", "path": path, "headers": []}, receive, send)
+        return sent[0]["status"]
+
+    for path, status in [("/ui", 200), ("/ui/", 200), ("/ui/ui.js", 200), ("/uix", 401),
+                         ("/emotion/annotate", 401), ("/", 401)]:
+        assert anyio.run(status_of, path) == status, path

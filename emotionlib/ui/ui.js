@@ -68,12 +68,15 @@ async function annotate(file) {
   form.append("image", file, file.name);
   let response;
   try {
-    response = await fetch("/emotion/annotate", { method: "POST", body: form });
+    const key = $("key").value.trim();
+    const headers = key ? { Authorization: `Bearer ${key}` } : {};
+    response = await fetch("/emotion/annotate", { method: "POST", body: form, headers });
   } catch (error) {
     setStatus(`The service cannot be reached: ${error}`, true);
     return;
   }
   if (!response.ok) {
+    if (response.status === 401) $("key-row").hidden = false;  // ask for the key, then retry
     let message = `HTTP ${response.status}`;
     try { message = (await response.json()).error || message; } catch (_) { /* not JSON */ }
     setStatus(message, true);
