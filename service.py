@@ -222,6 +222,10 @@ class EmotionAPI:
                     min_detection_confidence: Any = None) -> list[dict]:
         """Many photos in one request (repeat the file field `images`). One entry per photo,
         in request order: `{"faces": [...]}`, or that photo's own error object."""
+        try:  # a bad form field is the request's error, not a photo's
+            threshold = None if min_detection_confidence is None else parse_confidence(min_detection_confidence)
+        except InputError as error:
+            return error_response(error)
         entries: list[Any] = [None] * len(images)
 
         async def one(index: int, data: bytes) -> None:
@@ -229,16 +233,13 @@ class EmotionAPI:
                 if len(data) > SETTINGS.max_upload_bytes:
                     raise InputError(413, "upload_too_large", f"photo {index} is {len(data):,} bytes; "
                                      f"the limit per photo is {SETTINGS.max_upload_mb:g} MiB")
-                entries[index] = await self.prepare_async(data, detect, None, min_detection_confidence)
+                entries[index] = await self.prepare_async(data, detect, None, threshold)
             except InputError as error:
                 entries[index] = error
 
         async with anyio.create_task_group() as group:
             for index, data in enumerate(images):
                 group.start_soon(one, index, data)
-        field_errors = [e for e in entries if isinstance(e, InputError) and e.code == "invalid_field"]
-        if field_errors:  # a bad form field is the request's error, not a photo's
-            return error_response(field_errors[0])
         good = [entry for entry in entries if isinstance(entry, Prepared)]
         try:
             faces = iter(await self.faces_of(good))

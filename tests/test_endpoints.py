@@ -233,3 +233,19 @@ def test_page_files_are_open_when_the_api_needs_a_key():
     for path, status in [("/ui", 200), ("/ui/", 200), ("/ui/ui.js", 200), ("/uix", 401),
                          ("/emotion/annotate", 401), ("/", 401)]:
         assert anyio.run(status_of, path) == status, path
+
+
+def test_batch_with_more_faces_than_one_model_batch(client, face_crop):
+    """100 faces in one request (EMOTION_MAX_BATCH_SIZE is 64): every photo still gets its own faces."""
+    tile = face_crop.resize((100, 100))
+    photos = []
+    for shift in (0, 1):
+        canvas = Image.new("RGB", (10 * 120, 5 * 130), "white")
+        for i in range(50):
+            canvas.paste(tile if (i + shift) % 2 else tile.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+                         (10 + (i % 10) * 120, 10 + (i // 10) * 130))
+        photos.append(encode(canvas))
+    entries = batch(client, [("a.jpg", photos[0]), ("b.jpg", photos[1])]).json()
+    for entry, data in zip(entries, photos):
+        assert entry["faces"] == post_image(client, data).json()
+        assert len(entry["faces"]) >= 45
