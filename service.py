@@ -27,6 +27,7 @@ from emotionlib.errors import InputError
 from emotionlib.errorshape import ErrorShape, json_http_errors_in_uvicorn
 from emotionlib.labels import EMOTIONS, fold_probabilities
 from emotionlib.locate import locate_faces
+from emotionlib.memory import release_free_memory_soon, tune_allocator
 from emotionlib.metrics import bound_path_labels, metrics
 from emotionlib.preprocess import preprocess_batch
 from emotionlib.settings import Settings
@@ -38,7 +39,9 @@ SETTINGS = Settings.from_env()
 logger = logging.getLogger("emotion")
 logger.setLevel(SETTINGS.log_level)
 
-# Uploads stay in memory; unknown paths share one metrics label; uvicorn's own 400s are JSON.
+# Uploads stay in memory; unknown paths share one metrics label; uvicorn's own 400s are JSON;
+# freed memory goes back to the system (emotionlib/memory.py: measured).
+tune_allocator()
 keep_uploads_in_memory(SETTINGS.max_upload_bytes)
 bound_path_labels()
 json_http_errors_in_uvicorn()
@@ -156,4 +159,5 @@ class EmotionAPI:
 # Outermost first: every error answer shaped, then the API key, then the upload checks.
 EmotionAPI.add_asgi_middleware(ErrorShape)
 EmotionAPI.add_asgi_middleware(ApiKeyGuard, api_key=SETTINGS.api_key)
-EmotionAPI.add_asgi_middleware(UploadGuard, limits=UploadLimits.from_settings(SETTINGS))
+EmotionAPI.add_asgi_middleware(UploadGuard, limits=UploadLimits.from_settings(SETTINGS),
+                               on_idle=release_free_memory_soon)

@@ -10,7 +10,7 @@ a burst of 8 MB photos with the defaults.
 ``tune_allocator`` fixes the mmap threshold (blocks of 256 KiB and more are mapped and
 unmapped on free, so upload buffers and images return to the system at once) and caps the
 number of arenas; ``release_free_memory`` asks malloc to return what it still holds
-(malloc_trim), called when a worker becomes idle. Both do nothing without glibc.
+(malloc_trim), called shortly after a worker becomes idle. Both do nothing without glibc.
 """
 from __future__ import annotations
 
@@ -48,3 +48,11 @@ def release_free_memory() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def release_free_memory_soon(delay_s: float = 1.0) -> None:
+    """release_free_memory after delay_s, from the running event loop: decode threads of
+    requests that ended by timeout may still be finishing when the worker turns idle."""
+    import asyncio
+
+    asyncio.get_running_loop().call_later(delay_s, release_free_memory)

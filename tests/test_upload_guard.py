@@ -17,7 +17,7 @@ ROUTES = {"/emotion": FormSpec(files={"image": (1, 1)}, bools=frozenset({"detect
           "/emotion/batch": FormSpec(files={"images": (1, 3)}, texts=frozenset({"boxes"}))}
 
 
-def app_with(limits=UploadLimits(), gate: asyncio.Event | None = None, api_key=None):
+def app_with(limits=UploadLimits(), gate: asyncio.Event | None = None, api_key=None, on_idle=None):
     async def handler(request: Request):
         form = await request.form()
         if gate is not None:
@@ -26,7 +26,7 @@ def app_with(limits=UploadLimits(), gate: asyncio.Event | None = None, api_key=N
 
     app = Starlette(routes=[Route("/emotion", handler, methods=["POST"]),
                             Route("/emotion/batch", handler, methods=["POST"])])
-    return ApiKeyGuard(UploadGuard(app, ROUTES, limits), api_key=api_key)
+    return ApiKeyGuard(UploadGuard(app, ROUTES, limits, on_idle), api_key=api_key)
 
 
 def files(name="image", count=1):
@@ -97,3 +97,22 @@ def test_large_parts_stay_in_memory(size):
         return rolled
 
     assert asyncio.run(parse()) is False
+
+
+def test_idle_hook_runs_when_the_last_request_ends():
+    calls = []
+    with TestClient(app_with(on_idle=lambda: calls.append(1))) as client:
+        client.post("/emotion", files=files())
+        client.post("/emotion", files=files())
+    assert calls == [1, 1]
+
+
+def test_allocator_tuning_on_glibc():
+    import platform
+
+    from emotionlib.memory import release_free_memory, tune_allocator
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt/malloc_trim are glibc's")
+    assert tune_allocator() is True
+    release_free_memory()
