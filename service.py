@@ -33,6 +33,7 @@ from emotionlib.detect import Detection
 from emotionlib.errors import InputError
 from emotionlib.errorshape import ErrorShape, json_http_errors_in_uvicorn
 from emotionlib.fields import check_inside, parse_boxes, parse_confidence
+from emotionlib.memory import release_free_memory_soon, tune_allocator
 from emotionlib.metrics import bound_path_labels, metrics
 from emotionlib.pipeline import EmotionPipeline
 from emotionlib.settings import Settings
@@ -44,7 +45,9 @@ SETTINGS = Settings.from_env()
 logger = logging.getLogger("emotion")
 logger.setLevel(SETTINGS.log_level)
 
-# Uploads stay in memory; unknown paths share one metrics label; uvicorn's own 400s are JSON.
+# Uploads stay in memory; unknown paths share one metrics label; uvicorn's own 400s are JSON;
+# freed memory goes back to the system (emotionlib/memory.py: measured).
+tune_allocator()
 keep_uploads_in_memory(max(SETTINGS.max_upload_bytes, SETTINGS.max_batch_upload_bytes))
 bound_path_labels()
 json_http_errors_in_uvicorn()
@@ -272,9 +275,9 @@ def error_response(error: InputError) -> JSONResponse:
 # Outermost first: every error answer shaped, then the API key, then the upload checks.
 EmotionAPI.add_asgi_middleware(ErrorShape)
 EmotionAPI.add_asgi_middleware(ApiKeyGuard, api_key=SETTINGS.api_key)
-EmotionAPI.add_asgi_middleware(UploadGuard, limits=UploadLimits.from_settings(SETTINGS), routes={
-    **ROUTES, "/emotion/batch": FormSpec(files={"images": (1, SETTINGS.max_batch_images)}, bools=frozenset({"detect"}),
-                                         texts=frozenset({"min_detection_confidence"}),
-                                         max_bytes=SETTINGS.max_batch_upload_bytes)})
+BATCH_FORM = FormSpec(files={"images": (1, SETTINGS.max_batch_images)}, bools=frozenset({"detect"}),
+                      texts=frozenset({"min_detection_confidence"}), max_bytes=SETTINGS.max_batch_upload_bytes)
+EmotionAPI.add_asgi_middleware(UploadGuard, limits=UploadLimits.from_settings(SETTINGS),
+                               routes={**ROUTES, "/emotion/batch": BATCH_FORM}, on_idle=release_free_memory_soon)
 # The page to try the API in a browser (static files, no external assets): GET /ui
 EmotionAPI.mount_asgi_app(StaticFiles(directory=Path(__file__).parent / "emotionlib" / "ui", html=True), path="/ui")

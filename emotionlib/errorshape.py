@@ -21,6 +21,7 @@ CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_fo
          503: "overloaded", 504: "timeout"}
 MESSAGES = {404: "no such path; the API is POST /emotion (see /docs.json)",
             405: "method not allowed on this path",
+            503: "the service is not ready or is overloaded; retry in a moment",
             500: "internal error; the server logged it"}
 
 
@@ -81,18 +82,24 @@ class ErrorShape:
 
         try:
             await self.app(scope, receive, shaped_send)
-        except Exception:
+        except Exception as exc:
             if started and "start" not in held:
                 raise
+            if scope["path"].rstrip("/") == "/readyz":  # BentoML's probe of a worker still starting
+                logger.warning("not ready: %s", type(exc).__name__)
+                return await _send_shaped(send, {"status": 503, "headers": []}, b"", scope, "not_ready")
             logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             await _send_shaped(send, {"status": 500, "headers": []}, b"", scope)
 
 
-async def _send_shaped(send, start, body: bytes, scope) -> None:
+async def _send_shaped(send, start, body: bytes, scope, code: str | None = None) -> None:
     status = start["status"]
     if not _is_shaped(body):
         detail = "" if status >= 500 else _detail(body)
-        body = json.dumps(error_body(status, detail)).encode()
+        shaped = error_body(status, detail)
+        if code:
+            shaped["code"] = code
+        body = json.dumps(shaped).encode()
     headers = [(k, v) for k, v in start.get("headers", [])
                if k.lower() not in (b"content-type", b"content-length")]
     headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]

@@ -131,10 +131,13 @@ def overloaded(what: str) -> InputError:
 
 
 class UploadGuard:
-    def __init__(self, app, routes: Mapping[str, FormSpec] | None = None, limits: UploadLimits = UploadLimits()):
+    def __init__(self, app, routes: Mapping[str, FormSpec] | None = None, limits: UploadLimits = UploadLimits(),
+                 on_idle=None):
+        """on_idle: called when the last request in progress ends (e.g. to return memory)."""
         self.app = app
         self.routes = dict(ROUTES if routes is None else routes)
         self.limits = limits
+        self.on_idle = on_idle
         self.uploading = 0
         self.processing = 0
 
@@ -156,13 +159,12 @@ class UploadGuard:
         except InputError as error:
             return await reject(error, scope, receive, send)
 
-        replayed = False
+        pending = [body]
+        del body  # handed over once; BentoML's parse then holds the only copy
 
         async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
+            if pending:
+                return {"type": "http.request", "body": pending.pop(), "more_body": False}
             return await receive()
 
         self.processing += 1
@@ -170,6 +172,8 @@ class UploadGuard:
             return await self.app(normalized(scope), replay, send)
         finally:
             self.processing -= 1
+            if self.on_idle is not None and self.processing == 0 and self.uploading == 0:
+                self.on_idle()
 
     @staticmethod
     def _too_large(size: str, max_bytes: int) -> InputError:

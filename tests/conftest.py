@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -98,47 +95,6 @@ def wait_ready(url: str, seconds: float, alive=lambda: True) -> bool:
     return False
 
 
-PORT = 9000
-URL = f"http://127.0.0.1:{PORT}"
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def start(home, log_path):
-    env = {**os.environ, "BENTOML_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    bentoml = Path(sys.executable).with_name("bentoml")
-    log = open(log_path, "wb")
-    return subprocess.Popen([str(bentoml), "serve", ".", "--port", str(PORT)], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process):
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
-@pytest.fixture(scope="session")
-def server(bundled_model_store, tmp_path_factory):
-    """`bentoml serve .` on PORT in a subprocess, shared by the end-to-end and browser tests."""
-    if not port_is_free(PORT):
-        pytest.fail(f"port {PORT} is busy: stop whatever listens there to run the end-to-end test")
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    process = start(bundled_model_store, log_path)
-    if not wait_ready(URL, 180, alive=lambda: process.poll() is None):
-        stop(process)
-        pytest.fail(f"bentoml serve did not get ready:\n{log_path.read_text()[-4000:]}")
-    yield process
-    stop(process)
-
-
 def post_image(client, data: bytes, filename: str = "photo.jpg", content_type: str = "image/jpeg", **form):
     return client.post("/emotion", files={"image": (filename, data, content_type)}, data=form or None)
 
@@ -146,3 +102,55 @@ def post_image(client, data: bytes, filename: str = "photo.jpg", content_type: s
 def gray_face_array(size: int = 48, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (size, size), dtype=np.uint8)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (tests never take 9000: `make serve` may be running)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Served:
+    """`bentoml serve .` in a subprocess on a free port, with extra environment variables."""
+
+    def __init__(self, home, log_path, env: dict | None = None):
+        import subprocess
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(log_path)
+        full_env = {**os.environ, "BENTOML_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+        bentoml = Path(sys.executable).with_name("bentoml")
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen([str(bentoml), "serve", ".", "--port", str(self.port)], cwd=ROOT,
+                                            env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def wait_ready(self, seconds: float = 180) -> None:
+        if not wait_ready(self.url, seconds, alive=lambda: self.process.poll() is None):
+            self.stop()
+            pytest.fail(f"bentoml serve did not get ready:\n{self.log_path.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def served(bundled_model_store, tmp_path_factory):
+    """One `bentoml serve .` for the session, shared by the end-to-end and browser tests."""
+    server = Served(bundled_model_store, tmp_path_factory.mktemp("serve") / "serve.log")
+    server.wait_ready()
+    yield server
+    server.stop()

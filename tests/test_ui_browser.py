@@ -1,7 +1,7 @@
 """GET /ui driven in a real headless Chromium (Debian's chromium + chromium-driver, which
 .ci/run installs): upload a photo, see the annotated image and one table row per face.
 
-The service is a real `bentoml serve` (conftest's `server`). A screenshot of the page is
+The service is a real `bentoml serve` (conftest's `served`). A screenshot of the page is
 saved as a test artifact in test-artifacts/ui.png. Without the browser the test skips
 with how to install it, except under CI=true, where it fails.
 """
@@ -15,7 +15,7 @@ import pytest
 
 from PIL import Image
 
-from conftest import ROOT, URL
+from conftest import ROOT
 from emotionlib.labels import EMOTIONS
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -60,16 +60,17 @@ def browser():
     shutil.rmtree(profile, ignore_errors=True)
 
 
-def test_upload_a_photo_and_see_the_faces(browser, server):
+def test_upload_a_photo_and_see_the_faces(browser, served):
     """The README's group photo (docs/group.jpg, four faces): the page shows what /emotion says."""
     import httpx
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     photo = ROOT / "docs" / "group.jpg"
-    expected = httpx.post(f"{URL}/emotion", files={"image": ("group.jpg", photo.read_bytes())}, timeout=120).json()
+    url = served.url
+    expected = httpx.post(f"{url}/emotion", files={"image": ("group.jpg", photo.read_bytes())}, timeout=120).json()
     assert len(expected) == 4
-    browser.get(f"{URL}/ui")
+    browser.get(f"{url}/ui")
     assert browser.title.startswith("Face emotion")
     legend = [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#legend li")]
     assert legend == list(EMOTIONS)
@@ -92,7 +93,7 @@ def test_upload_a_photo_and_see_the_faces(browser, server):
         assert row.find_element(By.CSS_SELECTOR, "td.emotion").text.strip() == face["emotion"]
         assert len(row.find_elements(By.CSS_SELECTOR, "td.score .bar span")) == len(EMOTIONS)
     loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
-    assert loaded and all(url.startswith(URL) or url.startswith("blob:") for url in loaded), loaded
+    assert loaded and all(entry.startswith((url, "blob:")) for entry in loaded), loaded
 
     save_full_page(browser, ARTIFACTS / "ui.png")
 
@@ -110,13 +111,13 @@ def save_full_page(browser, path):
     print(f"screenshot: {path}")
 
 
-def test_a_bad_file_shows_the_error(browser, server, tmp_path):
+def test_a_bad_file_shows_the_error(browser, served, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     bad = tmp_path / "notes.jpg"
     bad.write_text("not a photo")
-    browser.get(f"{URL}/ui")
+    browser.get(f"{served.url}/ui")
     browser.find_element(By.ID, "file").send_keys(str(bad))
     WebDriverWait(browser, 60).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state")
                                      == "error")
