@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 # Faces are personal data: no usage statistics to BentoML's vendor, even from a plain
 # `bentoml serve .` (make serve, the image and the manifests set it too).
@@ -106,6 +106,13 @@ class EmotionModel:
         return probs.astype(np.float32)
 
 
+# Checked by emotionlib.fields (400s in the API's error shape), so typed Any for BentoML.
+BoxesField = Annotated[Any, Field(description="JSON list of [x, y, w, h] boxes to classify instead of detecting faces, "
+                                              "e.g. [[10, 20, 100, 120]]")]
+ConfidenceField = Annotated[Any, Field(description="0 to 1: drop detected faces the detector scores lower "
+                                                   "(default EMOTION_MIN_DETECTION_CONFIDENCE)")]
+
+
 @bentoml.service(
     name="emotion_api",
     http={"port": 9000},
@@ -186,8 +193,8 @@ class EmotionAPI:
         return result
 
     @bentoml.api(route="/emotion")
-    async def emotion(self, image: UploadedBytes, detect: bool = True, boxes: Any = None,
-                      min_detection_confidence: Any = None) -> list[Face]:
+    async def emotion(self, image: UploadedBytes, detect: bool = True, boxes: BoxesField = None,
+                      min_detection_confidence: ConfidenceField = None) -> list[Face]:
         """Every face in a JPEG or PNG photo with its emotion, left to right.
 
         `detect=false` treats the whole image as one already-cropped face; `boxes` (a JSON
@@ -203,8 +210,8 @@ class EmotionAPI:
             return error_response(timeout_error())
 
     @bentoml.api(route="/emotion/annotate")
-    async def annotate(self, image: UploadedBytes, detect: bool = True, boxes: Any = None,
-                       min_detection_confidence: Any = None) -> Image:
+    async def annotate(self, image: UploadedBytes, detect: bool = True, boxes: BoxesField = None,
+                       min_detection_confidence: ConfidenceField = None) -> Image:
         """The photo (JPEG in: JPEG out; PNG in: PNG out), upright, with each face's box and
         `emotion confidence` label drawn; the faces' JSON (as /emotion answers it) is in
         the `X-Emotion-Faces` response header."""
@@ -222,7 +229,7 @@ class EmotionAPI:
 
     @bentoml.api(route="/emotion/batch")
     async def batch(self, images: list[UploadedBytes], detect: bool = True,
-                    min_detection_confidence: Any = None) -> list[dict]:
+                    min_detection_confidence: ConfidenceField = None) -> list[dict]:
         """Many photos in one request (repeat the file field `images`). One entry per photo,
         in request order: `{"faces": [...]}`, or that photo's own error object."""
         try:  # a bad form field is the request's error, not a photo's
