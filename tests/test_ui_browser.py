@@ -35,7 +35,7 @@ def require_browser() -> tuple[str, str]:
         return chromium, driver
     message = ("headless Chromium is not available: install it as root with "
                "`apt-get install chromium chromium-driver` (scripts/browser-tools.sh, run by .ci/run) "
-               "and selenium from requirements.txt")
+               "and selenium from requirements/test.txt")
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message)
     pytest.skip(message)
