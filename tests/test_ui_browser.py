@@ -2,7 +2,8 @@
 .ci/run installs): upload a photo, see the annotated image and one table row per face.
 
 The service is a real `bentoml serve` (conftest's `served`). A screenshot of the page is
-saved as a test artifact in test-artifacts/ui.png. Without the browser the test skips
+saved as a test artifact in test-artifacts/ui.png (README's docs/ui.png), and one per test,
+pass or fail, as test-artifacts/<test name>.png. Without the browser the test skips
 with how to install it, except under CI=true, where it fails.
 """
 from __future__ import annotations
@@ -58,6 +59,13 @@ def browser():
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def screenshot_after_each_test(request, browser):
+    """Whatever the outcome, the page as the test left it: test-artifacts/<test name>.png."""
+    yield
+    save_full_page(browser, ARTIFACTS / f"{request.node.name}.png")
 
 
 def test_upload_a_photo_and_see_the_faces(browser, served):
