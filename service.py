@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
+from emotionlib.detect import set_detect_threads
 from emotionlib.errors import InputError
 from emotionlib.metrics import metrics
 from emotionlib.pipeline import EmotionPipeline
@@ -93,9 +94,7 @@ class EmotionAPI:
     model = bentoml.depends(EmotionModel)
 
     def __init__(self) -> None:
-        import cv2
-
-        cv2.setNumThreads(SETTINGS.detect_threads)
+        set_detect_threads(SETTINGS.detect_threads)
         size = stored_model().info.metadata["input_size"]
         self.pipeline = EmotionPipeline(settings=SETTINGS, input_size=size)
         self.decode_slots = anyio.CapacityLimiter(SETTINGS.decode_concurrency)

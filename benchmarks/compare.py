@@ -5,7 +5,7 @@ all cores (the bound) and the service over HTTP at concurrency 1, 4 and 16.
     python import_model.py
     python benchmarks/compare.py                        # starts `bentoml serve` on a free port
     python benchmarks/compare.py --detector yunet
-    python benchmarks/compare.py --url http://127.0.0.1:9000 --images DIR --limit 50
+    python benchmarks/compare.py --url http://127.0.0.1:9000 --images DIR --limit 50 --repeat 3
 
 Photos: --images (default: the 472 real dev photos, ../shared/data/real_photos_dev/images)
 plus --group composed group photos (benchmarks/detection.py's, 32 faces each). Prints
@@ -33,6 +33,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # fer imports TensorFlow
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -72,9 +74,15 @@ def summary(label: str, latencies: list[float], faces: int, elapsed: float, erro
 # ---------- (a) the peer: fer, one image at a time ----------
 
 def run_peer(photos) -> dict:
+    import logging
+    import warnings
+
     import cv2
+
+    warnings.filterwarnings("ignore")
     from fer.fer import FER
 
+    logging.getLogger().setLevel(logging.WARNING)  # fer sets the root logger to INFO
     detector = FER()
     decode = lambda data: cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)  # noqa: E731
     for _, data in photos[:3]:
@@ -95,11 +103,10 @@ _pipeline = None
 
 def _init_worker(detector: str, threads: int) -> None:
     global _pipeline
-    import cv2
-
+    from emotionlib.detect import set_detect_threads
     from emotionlib.pipeline import EmotionPipeline
 
-    cv2.setNumThreads(threads)
+    set_detect_threads(threads)
     _pipeline = EmotionPipeline.from_store(detector=detector, threads=threads).prepare()
 
 
@@ -167,17 +174,24 @@ def wait_ready(url: str, seconds: float, alive) -> bool:
     return False
 
 
-def server_rss(port: int) -> int:
-    """Resident memory of the process listening on port plus all its descendants (bytes)."""
+def server_rss(port: int, pid: int | None = None) -> int:
+    """Resident memory of the server (the process `pid`, or the one listening on port) and
+    all its descendants, in bytes."""
     import psutil
 
-    for conn in psutil.net_connections("tcp"):
-        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
-            root = psutil.Process(conn.pid)
-            while root.parent() is not None and root.parent().name().startswith(("python", "bentoml")):
-                root = root.parent()  # the arbiter, so every worker is counted
-            return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-    return 0
+    if pid is None:
+        for conn in psutil.net_connections("tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
+                pid = conn.pid
+                root = psutil.Process(pid)
+                while root.parent() is not None and "bentoml" in " ".join(root.parent().cmdline()):
+                    root = root.parent()  # up to `bentoml serve`, so every worker is counted
+                pid = root.pid
+                break
+    if pid is None:
+        return 0
+    root = psutil.Process(pid)
+    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
 
 
 def batch_totals(url: str) -> tuple[float, float]:
@@ -286,6 +300,7 @@ def main() -> None:
     p.add_argument("--processes", type=int, default=os.cpu_count() or 1, help="processes for the bound")
     p.add_argument("--seconds", type=float, default=300, help="time limit per concurrency level")
     p.add_argument("--skip-peer", action="store_true", help="do not run fer")
+    p.add_argument("--repeat", type=int, default=1, help="run the service levels N times (memory after each)")
     args = p.parse_args()
 
     photos = load_photos(args.images, args.limit, args.group)
@@ -311,15 +326,17 @@ def main() -> None:
         raise SystemExit("benchmark only loopback addresses")
     port = httpx.URL(url).port or 80
     try:
-        rss_before = server_rss(port)
-        rows = run_service(url, photos, args.seconds)
-        rss_after = server_rss(port)
+        pid = process.pid if process is not None else None
+        rss = [server_rss(port, pid)]
+        for _ in range(args.repeat):
+            rows = run_service(url, photos, args.seconds)
+            rss.append(server_rss(port, pid))
     finally:
         if process is not None:
             stop_server(process)
     top = rows[-1]
-    print(f"mean model batch size: " + ", ".join(f"c={lvl}: {r['mean batch']:.1f}" for lvl, r in zip(LEVELS, rows)))
-    print(f"server memory: {rss_before / 2**20:.0f} MiB before, {rss_after / 2**20:.0f} MiB after")
+    print("mean model batch size: " + ", ".join(f"c={lvl}: {r['mean batch']:.1f}" for lvl, r in zip(LEVELS, rows)))
+    print("server memory (MiB): before " + ", after each run ".join(f"{r / 2**20:.0f}" for r in rss))
     if peer:
         print(f"service c=16 / peer: {top['images/s'] / peer['images/s']:.2f}x images/s")
     print(f"service c=16 / bound: {top['images/s'] / bound['images/s']:.0%} images/s; "

@@ -29,7 +29,7 @@ class Settings:
     api_workers: int = 1
     # detection
     detector: str = "haar"
-    detect_threads: int = 1
+    detect_threads: int = 0
     detect_max_side: int = 1280
     min_face_size: int = 24
     min_neighbors: int = 6
