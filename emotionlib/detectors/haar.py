@@ -12,12 +12,21 @@ A minimum size close to the smallest faces matters most (the cascade steps windo
 the scale factor, so minSize 30 rarely fits a 32 px face); minNeighbors 6 and scale 1.1
 keep the real portraits at exactly one face each.
 
-Cost (issue 8): the smallest windows at full resolution are most of it, and they are what
-finds 32 px faces. Shrinking the detection image so that the smallest face is a share of
-the image (1/13 .. 1/10 of the shorter side) was measured and lost recall on the composed
-32 px photos (99% -> 98/96/78/47%), so it is not done; scale 1.15 loses them too (78%).
-What is done: the gray image is made once per photo (pipeline), detections of concurrent
-requests run in parallel threads, and OpenCV's own threads per worker are configurable.
+Cost (issue 8; benchmarks/detection.py, candidates interleaved photo by photo, 1 OpenCV
+thread, on a busy 2-core machine, so compare rows, not absolute ms):
+
+    candidate            | 32px | 40px | 56px | 80px | dev photos with a face | ms/photo
+    1.1 / 6 / 24 (kept)  |  99% |  99% | 100% | 100% | 92.8%                 | 161
+    1.15 / 5 / 24        |  78% |  99% | 100% |  98% | 93.9%                 | 121
+    1.15 / 6 / 24        |  66% |  98% | 100% |  98% | 89.8%                 | 120
+    1.1 / 6 / 26         |  93% |  99% | 100% | 100% | 92.8%                 | 152
+    yunet                | 100% | 100% | 100% | 100% | 100%                  |  31
+
+The 24 px windows at full resolution are most of the cost and are what finds 32 px faces.
+Shrinking the detection image so that the smallest face is a share of the image (1/13 ..
+1/10 of the shorter side) lost recall on the 32 px photos too (99% -> 98/96/78/47%). So the
+parameters stay; what is done: the gray image is made once per photo (pipeline), detections
+of concurrent requests run in parallel threads, OpenCV threads per worker are configurable.
 """
 from __future__ import annotations
 
