@@ -2,14 +2,15 @@
 
 Two BentoML services: EmotionAPI (HTTP entry on port 9000: decoding, face detection and
 cropping with emotionlib.pipeline.EmotionPipeline) and EmotionModel (the classifier on ONNX
-Runtime behind an adaptive-batching API, so faces from concurrent requests share one
-forward pass; crops travel between them as uint8 48x48).
+Runtime behind a greedy batcher, so faces from concurrent requests share one forward pass;
+crops travel between them as uint8 48x48).
 """
 from __future__ import annotations
 
 import logging
 import os
 import time
+from http import HTTPStatus
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,9 @@ import numpy as np
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
+from bentoml.exceptions import BentoMLException, ServiceUnavailable
+
+from emotionlib.batching import GreedyBatcher, QueueTimeout
 from emotionlib.detect import set_detect_threads
 from emotionlib.errors import InputError
 from emotionlib.metrics import metrics
@@ -72,16 +76,23 @@ class EmotionModel:
 
         self.classifier = Classifier.from_store(stored_model(), SETTINGS.model_threads)
         self.classifier.warm_up()  # before /readyz says ready
+        self.batcher = GreedyBatcher(self.classify, SETTINGS.max_batch_size, SETTINGS.max_latency_ms / 1000)
         logger.info("loaded %s (%s)", stored_model().tag, ", ".join(self.classifier.labels))
 
-    @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size,
-                 max_latency_ms=SETTINGS.max_latency_ms)
-    def predict(self, faces: np.ndarray) -> np.ndarray:
+    def classify(self, faces: np.ndarray) -> np.ndarray:
         started = time.perf_counter()
         probs = self.classifier(faces)
         metrics().batch_size.observe(len(faces))
         metrics().inference.observe(time.perf_counter() - started)
         return probs.astype(np.float32)
+
+    @bentoml.api
+    async def predict(self, faces: np.ndarray) -> np.ndarray:
+        """Faces of concurrent calls share one forward pass (emotionlib.batching)."""
+        try:
+            return await self.batcher(faces)
+        except QueueTimeout as error:
+            raise ServiceUnavailable(str(error)) from None
 
 
 @bentoml.service(
@@ -136,9 +147,16 @@ class EmotionAPI:
         try:
             probs = await self.classify(located.pixels)
         except TimeoutError:
-            message = f"the model worker did not answer within {SETTINGS.model_timeout_s:g} s"
-            return JSONResponse({"error": message, "code": "model_timeout", "status": 503}, status_code=503)
+            return busy(f"the model worker did not answer within {SETTINGS.model_timeout_s:g} s", "model_timeout")
+        except BentoMLException as error:
+            if error.error_code != HTTPStatus.SERVICE_UNAVAILABLE:
+                raise
+            return busy(f"the model worker is overloaded: {error}", "model_busy")
         return [Face(**face.as_dict()) for face in self.pipeline.faces(located.detections, probs)]
+
+
+def busy(message: str, code: str) -> JSONResponse:
+    return JSONResponse({"error": message, "code": code, "status": 503}, status_code=503)
 
 
 EmotionAPI.add_asgi_middleware(UploadGuard, path="/emotion", max_bytes=SETTINGS.max_upload_bytes)
