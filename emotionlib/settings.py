@@ -28,6 +28,8 @@ class Settings:
     decode_concurrency: int = 4
     api_workers: int = 1
     # detection
+    detector: str = "haar"
+    detect_threads: int = 0
     detect_max_side: int = 1280
     min_face_size: int = 24
     min_neighbors: int = 6
@@ -37,6 +39,8 @@ class Settings:
     model_tag: str = "emotion_classifier:latest"
     max_batch_size: int = 64
     max_latency_ms: int = 2000
+    model_threads: int = 0
+    model_timeout_s: float = 10.0
     log_level: str = "INFO"
 
     @property
@@ -104,6 +108,8 @@ _SPECS: dict[str, _Spec] = {
     "max_concurrency": _int(1, 10_000),
     "decode_concurrency": _int(1, 256),
     "api_workers": _int(1, 64),
+    "detector": _choice("haar", "yunet"),
+    "detect_threads": _int(0, 256),
     "detect_max_side": _int(64, 16_384),
     "min_face_size": _int(8, 4096),
     "min_neighbors": _int(0, 50),
@@ -112,6 +118,8 @@ _SPECS: dict[str, _Spec] = {
     "model_tag": _Spec(str, lambda v: bool(v) and " " not in v, "a model tag such as emotion_classifier:latest"),
     "max_batch_size": _int(1, 1024),
     "max_latency_ms": _int(1, 600_000),
+    "model_threads": _int(0, 256),
+    "model_timeout_s": _float(0, 3600, strict_low=True),
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", upper=True),
 }
 
