@@ -75,6 +75,17 @@ def test_a_differently_sized_model_of_the_same_layers_converts():
     assert np.abs(expected - got).max() <= TOLERANCE
 
 
+def test_a_centre_cropped_gpu_trained_model_converts():
+    """training.gpu_train's layout: 48 px faces centre-cropped to the 40 px the net was trained on."""
+    from training.export import with_centre_crop, with_tta
+    from training.gpu_train import build
+
+    net = build({"width": 4, "head": 8}, logits=False)
+    model = with_tta(with_centre_crop(net, 48), "flip")
+    expected, got = keras_and_onnx(model, faces(5, 48, 1))
+    assert np.abs(expected - got).max() <= TOLERANCE
+
+
 def test_an_unsupported_layer_is_named():
     import keras
 
