@@ -2,8 +2,8 @@
 
 Two BentoML services: EmotionAPI (HTTP entry on port 9000: decoding, face detection and
 cropping with emotionlib.pipeline.EmotionPipeline) and EmotionModel (the classifier on ONNX
-Runtime behind an adaptive-batching API, so faces from concurrent requests share one
-forward pass; crops travel between them as uint8 48x48).
+Runtime behind a greedy batcher, so faces from concurrent requests share one forward pass;
+crops travel between them as uint8 48x48).
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -27,9 +28,12 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from bentoml.exceptions import BentoMLException, ServiceUnavailable
+
 from emotionlib import render
 from emotionlib.access import ApiKeyGuard
-from emotionlib.detect import Detection
+from emotionlib.batching import GreedyBatcher, QueueTimeout
+from emotionlib.detect import Detection, set_detect_threads
 from emotionlib.errors import InputError
 from emotionlib.errorshape import ErrorShape, json_http_errors_in_uvicorn
 from emotionlib.fields import check_inside, parse_boxes, parse_confidence
@@ -94,16 +98,23 @@ class EmotionModel:
 
         self.classifier = Classifier.from_store(stored_model(), SETTINGS.model_threads)
         self.classifier.warm_up()  # before /readyz says ready
+        self.batcher = GreedyBatcher(self.classify, SETTINGS.max_batch_size, SETTINGS.max_latency_ms / 1000)
         logger.info("loaded %s (%s)", stored_model().tag, ", ".join(self.classifier.labels))
 
-    @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size,
-                 max_latency_ms=SETTINGS.max_latency_ms)
-    def predict(self, faces: np.ndarray) -> np.ndarray:
+    def classify(self, faces: np.ndarray) -> np.ndarray:
         started = time.perf_counter()
         probs = self.classifier(faces)
         metrics().batch_size.observe(len(faces))
         metrics().inference.observe(time.perf_counter() - started)
         return probs.astype(np.float32)
+
+    @bentoml.api
+    async def predict(self, faces: np.ndarray) -> np.ndarray:
+        """Faces of concurrent calls share one forward pass (emotionlib.batching)."""
+        try:
+            return await self.batcher(faces)
+        except QueueTimeout as error:
+            raise ServiceUnavailable(str(error)) from None
 
 
 # Checked by emotionlib.fields (400s in the API's error shape), so typed Any for BentoML.
@@ -125,9 +136,7 @@ class EmotionAPI:
     model = bentoml.depends(EmotionModel)
 
     def __init__(self) -> None:
-        import cv2
-
-        cv2.setNumThreads(SETTINGS.detect_threads)
+        set_detect_threads(SETTINGS.detect_threads)
         size = stored_model().info.metadata["input_size"]
         self.pipeline = EmotionPipeline(settings=SETTINGS, input_size=size)
         self.decode_slots = anyio.CapacityLimiter(SETTINGS.decode_concurrency)
@@ -206,8 +215,8 @@ class EmotionAPI:
             return (await self.faces_of([prepared]))[0]
         except InputError as error:
             return error_response(error)
-        except TimeoutError:
-            return error_response(timeout_error())
+        except (TimeoutError, BentoMLException) as error:
+            return unavailable(error)
 
     @bentoml.api(route="/emotion/annotate")
     async def annotate(self, image: UploadedBytes, detect: bool = True, boxes: BoxesField = None,
@@ -220,8 +229,8 @@ class EmotionAPI:
             faces = [face.model_dump() for face in (await self.faces_of([prepared]))[0]]
         except InputError as error:
             return error_response(error)
-        except TimeoutError:
-            return error_response(timeout_error())
+        except (TimeoutError, BentoMLException) as error:
+            return unavailable(error)
         fmt = render.output_format(image)
         body = await anyio.to_thread.run_sync(render.annotate, prepared.rgb, faces, fmt, limiter=self.decode_slots)
         return Response(body, media_type=render.MEDIA_TYPES[fmt],
@@ -253,8 +262,8 @@ class EmotionAPI:
         good = [entry for entry in entries if isinstance(entry, Prepared)]
         try:
             faces = iter(await self.faces_of(good))
-        except TimeoutError:
-            return error_response(timeout_error())
+        except (TimeoutError, BentoMLException) as error:
+            return unavailable(error)
         return [{"faces": [f.model_dump() for f in next(faces)]} if isinstance(entry, Prepared)
                 else entry.to_dict() for entry in entries]
 
@@ -262,8 +271,18 @@ class EmotionAPI:
 FACES_HEADER = "X-Emotion-Faces"
 
 
-def timeout_error() -> InputError:
-    return InputError(503, "model_timeout", f"the model worker did not answer within {SETTINGS.model_timeout_s:g} s")
+def unavailable(error: Exception) -> JSONResponse:
+    """503 for a model worker that did not answer in time or is overloaded; anything else
+    is a bug and raised again."""
+    if isinstance(error, TimeoutError):
+        return busy(f"the model worker did not answer within {SETTINGS.model_timeout_s:g} s", "model_timeout")
+    if isinstance(error, BentoMLException) and error.error_code == HTTPStatus.SERVICE_UNAVAILABLE:
+        return busy(f"the model worker is overloaded: {error}", "model_busy")
+    raise error
+
+
+def busy(message: str, code: str) -> JSONResponse:
+    return JSONResponse({"error": message, "code": code, "status": 503}, status_code=503)
 
 
 @dataclass

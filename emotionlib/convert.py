@@ -4,7 +4,7 @@ Used at import time (import_model.py, which has Keras). Generic over the layers 
 project's classifiers are built from, whatever their sizes: Conv2D, BatchNormalization,
 Activation/ReLU/Softmax, Max/AveragePooling2D, Global{Average,Max}Pooling2D,
 Dropout-like layers (identity at inference), Flatten, Dense (also on 3-D/4-D tensors),
-Permute, Average/Add, and nested Functional/Sequential models (as training/export.py's
+Permute, Cropping2D, Average/Add, and nested Functional/Sequential models (as training/export.py's
 flip-TTA wrapper calls the trained network twice). Anything else raises
 ``ConversionError`` naming the layer.
 
@@ -154,6 +154,17 @@ def _permute(g, layer, config, x):
     return g.op("Transpose", [x], config["name"], g.rank[x], perm=[0, *config["dims"]])
 
 
+def _cropping2d(g, layer, config, x):
+    _channels_last(config)
+    (top, bottom), (left, right) = config["cropping"]
+    h_axis, w_axis = (2, 3) if g.layout[x] == "cf" else (1, 2)
+    big = np.iinfo(np.int64).max
+    starts = g.const("starts", np.array([top, left], np.int64))
+    ends = g.const("ends", np.array([-bottom if bottom else big, -right if right else big], np.int64))
+    axes = g.const("axes", np.array([h_axis, w_axis], np.int64))
+    return g.op("Slice", [x, starts, ends, axes], config["name"], 4, g.layout[x])
+
+
 def _merge(g, config, inputs, average: bool):
     layouts = {g.layout[t] for t in inputs}
     layout = layouts.pop() if len(layouts) == 1 else "keras"
@@ -171,6 +182,7 @@ SIMPLE = {
     "Dense": _dense,
     "Flatten": _flatten,
     "Permute": _permute,
+    "Cropping2D": _cropping2d,
     "MaxPooling2D": lambda g, l, c, x: _pool(g, l, c, x, "MaxPool"),
     "AveragePooling2D": lambda g, l, c, x: _pool(g, l, c, x, "AveragePool"),
     "GlobalAveragePooling2D": lambda g, l, c, x: _global_pool(g, l, c, x, "GlobalAveragePool"),
@@ -221,6 +233,8 @@ def _as_list(refs):
 
 def _inline(g: _Graph, model, inputs: list[str]) -> str:
     """A Functional or Sequential model called on ``inputs``: its layers added to g."""
+    from keras.src.models.functional import Functional
+
     if type(model).__name__ == "Sequential":
         if len(inputs) != 1:
             raise ConversionError(f"{model.name}: a Sequential model takes one input")
@@ -233,21 +247,52 @@ def _inline(g: _Graph, model, inputs: list[str]) -> str:
     if len(input_refs) != len(inputs) or len(output_refs) != 1:
         raise ConversionError(f"{model.name}: only single-input, single-output models are supported")
     tensors = {(name, node, index): x for (name, node, index), x in zip(map(tuple, input_refs), inputs)}
-    pending = [(layer_config, n, node) for layer_config in config["layers"]
-               for n, node in enumerate(layer_config["inbound_nodes"])]
+    pending = list(config["layers"])
     while pending:  # the config lists layers in a topological order; loop covers any order
         waiting = []
-        for layer_config, n, node in pending:
-            sources = _history(node["args"]) if isinstance(node, dict) else [tuple(t[:3]) for t in node]
-            if not all(tuple(s) in tensors for s in sources):
-                waiting.append((layer_config, n, node))
+        for layer_config in pending:
+            calls = [_history(node["args"]) if isinstance(node, dict) else [tuple(t[:3]) for t in node]
+                     for node in layer_config["inbound_nodes"]]
+            if not all(tuple(s) in tensors for sources in calls for s in sources):
+                waiting.append(layer_config)
                 continue
             layer = model.get_layer(layer_config["name"])
-            tensors[(layer_config["name"], n, 0)] = _call_layer(g, layer, [tensors[tuple(s)] for s in sources])
+            inputs_per_call = [[tensors[tuple(s)] for s in sources] for sources in calls]
+            if _stackable(layer, calls):
+                outputs = _stacked_calls(g, layer, [call[0] for call in inputs_per_call])
+            else:
+                outputs = [_call_layer(g, layer, call) for call in inputs_per_call]
+            for n, out in enumerate(outputs):
+                tensors[(layer_config["name"], n, 0)] = out
         if len(waiting) == len(pending):
-            raise ConversionError(f"{model.name}: cannot order the layers {[c['name'] for c, _, _ in waiting]}")
+            raise ConversionError(f"{model.name}: cannot order the layers {[c['name'] for c in waiting]}")
         pending = waiting
-    return tensors[tuple(output_refs[0])]
+    name, node, index = output_refs[0]
+    if isinstance(model.get_layer(name), Functional):
+        # Keras numbers a nested Functional model's calls from 1 in input/output_layers (its
+        # node 0 links its own inputs to outputs) but from 0 in the layers' inbound nodes.
+        node -= 1
+    return tensors[(name, node, index)]
+
+
+def _stackable(layer, calls) -> bool:
+    """A nested model called more than once, on one tensor each time (as flip TTA does)."""
+    return (type(layer).__name__ in ("Functional", "Model", "Sequential") and len(calls) > 1
+            and all(len(sources) == 1 for sources in calls))
+
+
+def _stacked_calls(g: _Graph, model, inputs: list[str]) -> list[str]:
+    """k calls of a nested model as one pass over the k batches stacked (fewer, larger ops:
+    the same arithmetic, less per-operator overhead), then split back into k outputs."""
+    k = len(inputs)
+    inputs = [g.as_layout(t, "keras") for t in inputs]
+    stacked = g.op("Concat", inputs, f"{model.name}_stack", g.rank[inputs[0]], axis=0)
+    out = g.as_layout(_inline(g, model, [stacked]), "keras")
+    rest = [int(d) for d in model.output_shape[1:]]
+    shape = g.const("split_shape", np.array([k, -1, *rest], np.int64))
+    split = g.op("Reshape", [out, shape], f"{model.name}_split", len(rest) + 2)
+    return [g.op("Gather", [split, g.const("call", np.array(i, np.int64))], f"{model.name}_call{i}", len(rest) + 1,
+                 axis=0) for i in range(k)]
 
 
 def keras_to_onnx(model):

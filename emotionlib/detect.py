@@ -65,6 +65,13 @@ def make_detector(name: str = "haar", settings=None):
     raise ValueError(f"detector must be one of {DETECTORS}, got {name!r}")
 
 
+def set_detect_threads(threads: int) -> None:
+    """OpenCV threads of this process (0: OpenCV's default, one per core)."""
+    import cv2
+
+    cv2.setNumThreads(threads if threads > 0 else -1)
+
+
 def detect_faces(image: np.ndarray, params=None) -> list[Box]:
     """Haar boxes for an RGB or gray uint8 image (the default detector, as a plain function)."""
     from emotionlib.detectors.haar import HaarDetector, HaarParams

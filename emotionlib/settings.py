@@ -37,7 +37,7 @@ class Settings:
     api_key: str | None = dataclasses.field(default=None, repr=False)
     # detection
     detector: str = "haar"
-    detect_threads: int = 1
+    detect_threads: int = 0
     detect_max_side: int = 1280
     min_face_size: int = 24
     min_neighbors: int = 6

@@ -62,3 +62,13 @@ def test_detector_setting_is_validated():
     assert Settings.from_env({"EMOTION_DETECTOR": "YuNet"}).detector == "yunet"
     with pytest.raises(SettingsError, match="EMOTION_DETECTOR"):
         Settings.from_env({"EMOTION_DETECTOR": "mtcnn"})
+
+
+def test_model_calls_have_a_deadline_shorter_than_the_clients(bundled_model_store):
+    """The internal client's timeout is the model service's traffic timeout (x1.01), and its
+    aiohttp session is never recycled under in-flight calls (BentoML's default: every 100)."""
+    from service import SETTINGS, EmotionAPI, EmotionModel
+
+    assert EmotionModel.config["traffic"]["timeout"] == SETTINGS.model_timeout_s
+    assert SETTINGS.model_timeout_s * 1.01 < EmotionAPI.config["traffic"]["timeout"]
+    assert EmotionModel.config["runner_connection"]["max_requests"] >= 2**31 - 1

@@ -75,6 +75,17 @@ def test_a_differently_sized_model_of_the_same_layers_converts():
     assert np.abs(expected - got).max() <= TOLERANCE
 
 
+def test_a_centre_cropped_gpu_trained_model_converts():
+    """training.gpu_train's layout: 48 px faces centre-cropped to the 40 px the net was trained on."""
+    from training.export import with_centre_crop, with_tta
+    from training.gpu_train import build
+
+    net = build({"width": 4, "head": 8}, logits=False)
+    model = with_tta(with_centre_crop(net, 48), "flip")
+    expected, got = keras_and_onnx(model, faces(5, 48, 1))
+    assert np.abs(expected - got).max() <= TOLERANCE
+
+
 def test_an_unsupported_layer_is_named():
     import keras
 
@@ -103,3 +114,11 @@ def test_served_classifier_matches_keras_on_uint8_faces(bundled_model_store):
     assert got.shape == (9, 6)
     assert np.abs(expected - got).max() <= TOLERANCE
     assert classifier(pixels[:0]).shape == (0, 6)
+
+
+def test_serving_requirements_have_no_tensorflow():
+    """The service runs the ONNX graph: the Bento's requirements must not pull TensorFlow in."""
+    lines = [ln.split("#")[0].strip().lower() for ln in (ROOT / "requirements" / "serve.txt").read_text().splitlines()]
+    names = {ln.split("==")[0].split(">")[0].split("<")[0] for ln in lines if ln}
+    assert "onnxruntime" in names
+    assert not names & {"tensorflow", "tensorflow-cpu", "keras", "tf-keras"}

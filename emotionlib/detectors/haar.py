@@ -11,6 +11,22 @@ size, recall / false positives; plus the two real portraits):
 A minimum size close to the smallest faces matters most (the cascade steps window sizes by
 the scale factor, so minSize 30 rarely fits a 32 px face); minNeighbors 6 and scale 1.1
 keep the real portraits at exactly one face each.
+
+Cost (issue 8; benchmarks/detection.py, candidates interleaved photo by photo, 1 OpenCV
+thread, on a busy 2-core machine, so compare rows, not absolute ms):
+
+    candidate            | 32px | 40px | 56px | 80px | dev photos with a face | ms/photo
+    1.1 / 6 / 24 (kept)  |  99% |  99% | 100% | 100% | 92.8%                 | 161
+    1.15 / 5 / 24        |  78% |  99% | 100% |  98% | 93.9%                 | 121
+    1.15 / 6 / 24        |  66% |  98% | 100% |  98% | 89.8%                 | 120
+    1.1 / 6 / 26         |  93% |  99% | 100% | 100% | 92.8%                 | 152
+    yunet                | 100% | 100% | 100% | 100% | 100%                  |  31
+
+The 24 px windows at full resolution are most of the cost and are what finds 32 px faces.
+Shrinking the detection image so that the smallest face is a share of the image (1/13 ..
+1/10 of the shorter side) lost recall on the 32 px photos too (99% -> 98/96/78/47%). So the
+parameters stay; what is done: the gray image is made once per photo (pipeline), detections
+of concurrent requests run in parallel threads, OpenCV threads per worker are configurable.
 """
 from __future__ import annotations
 
@@ -41,11 +57,6 @@ class HaarParams:
     min_neighbors: int = 6
     min_size: int = 24
     max_faces: int = 100
-    min_face_fraction: float = 0.0
-
-    # min_face_fraction: the smallest face also as a share of the detection image's shorter
-    # side; when that is more than min_size pixels the image is shrunk so it becomes
-    # min_size (the same windows, on fewer pixels).
 
     @classmethod
     def from_settings(cls, settings) -> "HaarParams":
@@ -84,10 +95,6 @@ class HaarDetector:
         gray = to_gray(image) if gray is None else gray
         height, width = gray.shape[:2]
         small, scale = downscale(gray, p.max_side)
-        smallest = p.min_face_fraction * min(small.shape[:2])
-        if smallest > p.min_size:
-            small, extra = downscale(small, max(small.shape[:2]) * p.min_size / smallest)
-            scale *= extra
         if min(small.shape[:2]) < p.min_size:
             return []
         found, neighbours = _cascade().detectMultiScale2(
