@@ -1,6 +1,8 @@
 # The two quick-start commands: `make serve` and `make test` (see README.md).
 # Both install pinned packages from the public package index into .venv: serving needs
-# requirements/serve.txt only, the tests requirements/test.txt (serving + training + test tools).
+# requirements/import.txt (the service, plus Keras/TensorFlow/onnx to register the model), the
+# tests requirements/test.txt (that + training + test tools). The Bento image installs only
+# requirements/serve.txt (no TensorFlow).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,11 +14,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.serve-installed: requirements/serve.txt | $(BIN)/python
-	$(BIN)/pip install --quiet -r requirements/serve.txt
+$(VENV)/.serve-installed: requirements/import.txt requirements/serve.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements/import.txt
 	touch $@
 
-$(VENV)/.test-installed: requirements/test.txt requirements/serve.txt requirements/train.txt | $(BIN)/python
+$(VENV)/.test-installed: requirements/test.txt requirements/import.txt requirements/serve.txt requirements/train.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements/test.txt
 	touch $@
 

@@ -5,7 +5,10 @@
 
 The model is loaded and run once before anything is written: its output width must equal
 the number of labels, every label must be a known emotion, and the input must be a square
-1- or 3-channel image. Importing the same file with the same settings twice keeps one copy.
+1- or 3-channel image. It is then converted to an ONNX graph (emotionlib/convert.py), which
+is what the service runs (emotionlib/runtime.py, no TensorFlow needed); the conversion is
+refused unless its outputs match Keras' within ONNX_TOLERANCE. The store keeps both files.
+Importing the same file with the same settings twice keeps one copy.
 """
 from __future__ import annotations
 
@@ -24,6 +27,9 @@ HERE = Path(__file__).resolve().parent
 BUNDLED_MODEL = HERE / "models" / "emotion_classifier.keras"
 MODEL_NAME = "emotion_classifier"
 SUFFIXES = (".keras", ".h5", ".hdf5")
+# Largest difference allowed between a probability from Keras and from the ONNX graph.
+ONNX_TOLERANCE = 1e-4
+FORMAT = "keras+onnx-1"  # part of the fingerprint: a store entry without the ONNX graph is re-imported
 
 
 class RefusedModel(Exception):
@@ -38,8 +44,8 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def inspect_model(path: Path, labels: list[str]) -> dict:
-    """Load the model, run one forward pass and return its input spec, or raise RefusedModel."""
+def inspect_model(path: Path, labels: list[str]) -> tuple[dict, object]:
+    """Load the model, run one forward pass; return its input spec and the model, or raise RefusedModel."""
     import keras
     import numpy as np
 
@@ -59,7 +65,30 @@ def inspect_model(path: Path, labels: list[str]) -> dict:
         )
     if not (np.all(probs >= -1e-4) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)):
         raise RefusedModel("the model's outputs are not probabilities (they must be a softmax over the labels)")
-    return {"input_size": size, "channels": channels, "parameters": int(model.count_params())}
+    return {"input_size": size, "channels": channels, "parameters": int(model.count_params())}, model
+
+
+def to_onnx(model, size: int, channels: int) -> bytes:
+    """The model as a serialized ONNX graph, checked against Keras on random faces."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from emotionlib.convert import ConversionError, keras_to_onnx
+
+    try:
+        data = keras_to_onnx(model).SerializeToString()
+    except ConversionError as exc:
+        raise RefusedModel(f"cannot convert the model for serving: {exc}") from None
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    faces = np.random.default_rng(0).random((8, size, size, channels), dtype=np.float32)
+    faces[0] = 0.0
+    expected = np.asarray(model(faces, training=False))
+    got = session.run(None, {session.get_inputs()[0].name: faces})[0]
+    difference = float(np.abs(expected - got).max())
+    if not difference <= ONNX_TOLERANCE:
+        raise RefusedModel(f"the converted model differs from the Keras model by {difference:.2g} "
+                           f"(allowed {ONNX_TOLERANCE:g}); nothing was registered")
+    return data
 
 
 def bundled_settings() -> dict:
@@ -97,15 +126,17 @@ def register(path: Path, labels: list[str], scaling: str, extra: dict | None = N
         raise RefusedModel(str(exc)) from None
     if scaling not in SCALINGS:
         raise RefusedModel(f"scaling must be one of {SCALINGS}")
-    spec = inspect_model(path, labels)
+    spec, keras_model = inspect_model(path, labels)
     fingerprint = hashlib.sha256(
-        json.dumps([sha256(path), labels, scaling, name], sort_keys=True).encode()
+        json.dumps([sha256(path), labels, scaling, name, FORMAT], sort_keys=True).encode()
     ).hexdigest()
     existing = find_existing(fingerprint) if name == MODEL_NAME else None
     if existing is not None:
         return existing, False
+    onnx_graph = to_onnx(keras_model, spec["input_size"], spec["channels"])
     metadata = {
         "file": "model" + path.suffix.lower(),
+        "onnx": "model.onnx",
         "labels": labels,
         "scaling": scaling,
         "fingerprint": fingerprint,
@@ -116,6 +147,7 @@ def register(path: Path, labels: list[str], scaling: str, extra: dict | None = N
     with bentoml.models.create(name, module="keras", metadata=metadata,
                                labels={"task": "face-emotion"}) as model:
         shutil.copyfile(path, model.path_of(metadata["file"]))
+        Path(model.path_of(metadata["onnx"])).write_bytes(onnx_graph)
         card = path.parent / "MODEL_CARD.md"
         if card.exists():
             shutil.copyfile(card, model.path_of("MODEL_CARD.md"))

@@ -1,14 +1,16 @@
 """Face emotion recognition: POST a photo to /emotion, get every face with its emotion.
 
-Two BentoML services: EmotionAPI (HTTP entry on port 9000: decoding, Haar face detection,
-preprocessing) and EmotionModel (the Keras classifier behind an adaptive-batching API,
-so faces from concurrent requests share one forward pass).
+Two BentoML services: EmotionAPI (HTTP entry on port 9000: decoding, face detection and
+cropping with emotionlib.pipeline.EmotionPipeline) and EmotionModel (the classifier on ONNX
+Runtime behind a greedy batcher, so faces from concurrent requests share one forward pass;
+crops travel between them as uint8 48x48).
 """
 from __future__ import annotations
 
 import logging
 import os
 import time
+from http import HTTPStatus
 from typing import Literal
 
 # Faces are personal data: no usage statistics to BentoML's vendor, even from a plain
@@ -21,15 +23,16 @@ import numpy as np
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse
 
+from bentoml.exceptions import BentoMLException, ServiceUnavailable
+
 from emotionlib.access import ApiKeyGuard
-from emotionlib.detect import Box, HaarParams
+from emotionlib.batching import GreedyBatcher, QueueTimeout
+from emotionlib.detect import set_detect_threads
 from emotionlib.errors import InputError
 from emotionlib.errorshape import ErrorShape, json_http_errors_in_uvicorn
-from emotionlib.labels import EMOTIONS, fold_probabilities
-from emotionlib.locate import locate_faces
 from emotionlib.memory import release_free_memory_soon, tune_allocator
 from emotionlib.metrics import bound_path_labels, metrics
-from emotionlib.preprocess import preprocess_batch
+from emotionlib.pipeline import EmotionPipeline
 from emotionlib.settings import Settings
 from emotionlib.upload import UploadedBytes, UploadGuard, UploadLimits, keep_uploads_in_memory
 
@@ -71,31 +74,38 @@ class Face(BaseModel):
     scores: dict[str, float] = Field(description="probability of each of the six emotions; sums to 1")
 
 
-@bentoml.service(name="emotion_model", workers=1, traffic={"timeout": 60})
+# The model worker's deadline (EMOTION_MODEL_TIMEOUT_S) is shorter than the client's 60 s.
+# runner_connection: BentoML's internal client otherwise closes its aiohttp session every 100
+# calls while other calls are still in flight on it: the "dropped connections" under load.
+@bentoml.service(name="emotion_model", workers=1, traffic={"timeout": SETTINGS.model_timeout_s},
+                 runner_connection={"max_requests": 2**31 - 1, "max_age": 1e9})
 class EmotionModel:
-    """Owns the Keras classifier; returns (N, 6) probabilities in EMOTIONS order."""
+    """Owns the classifier (ONNX Runtime); uint8 (N, S, S) faces -> (N, 6) EMOTIONS probabilities."""
 
     bento_model = EMOTION_MODEL
 
     def __init__(self) -> None:
-        import keras
+        from emotionlib.runtime import Classifier
 
-        stored = stored_model()
-        meta = stored.info.metadata
-        self.labels = list(meta["labels"])
-        self.model = keras.models.load_model(stored.path_of(meta["file"]), compile=False)
-        shape = (1, meta["input_size"], meta["input_size"], meta["channels"])
-        self.predict(np.zeros(shape, np.float32))  # warm up before /readyz says ready
-        logger.info("loaded %s (%s)", stored.tag, ", ".join(self.labels))
+        self.classifier = Classifier.from_store(stored_model(), SETTINGS.model_threads)
+        self.classifier.warm_up()  # before /readyz says ready
+        self.batcher = GreedyBatcher(self.classify, SETTINGS.max_batch_size, SETTINGS.max_latency_ms / 1000)
+        logger.info("loaded %s (%s)", stored_model().tag, ", ".join(self.classifier.labels))
 
-    @bentoml.api(batchable=True, max_batch_size=SETTINGS.max_batch_size,
-                 max_latency_ms=SETTINGS.max_latency_ms)
-    def predict(self, faces: np.ndarray) -> np.ndarray:
+    def classify(self, faces: np.ndarray) -> np.ndarray:
         started = time.perf_counter()
-        probs = np.asarray(self.model(faces, training=False))
+        probs = self.classifier(faces)
         metrics().batch_size.observe(len(faces))
         metrics().inference.observe(time.perf_counter() - started)
-        return fold_probabilities(probs, self.labels)
+        return probs.astype(np.float32)
+
+    @bentoml.api
+    async def predict(self, faces: np.ndarray) -> np.ndarray:
+        """Faces of concurrent calls share one forward pass (emotionlib.batching)."""
+        try:
+            return await self.batcher(faces)
+        except QueueTimeout as error:
+            raise ServiceUnavailable(str(error)) from None
 
 
 @bentoml.service(
@@ -110,26 +120,27 @@ class EmotionAPI:
     model = bentoml.depends(EmotionModel)
 
     def __init__(self) -> None:
-        meta = stored_model().info.metadata
-        self.input = dict(size=meta["input_size"], channels=meta["channels"], scaling=meta["scaling"])
+        set_detect_threads(SETTINGS.detect_threads)
+        size = stored_model().info.metadata["input_size"]
+        self.pipeline = EmotionPipeline(settings=SETTINGS, input_size=size)
         self.decode_slots = anyio.CapacityLimiter(SETTINGS.decode_concurrency)
+        self.retried = False
 
-    def prepare(self, image: bytes, detect: bool) -> tuple[list[Box], np.ndarray]:
-        """Decode, find faces and preprocess them (CPU work, run off the event loop)."""
-        boxes, crops = locate_faces(image, detect, HaarParams.from_settings(SETTINGS), SETTINGS.max_pixels,
-                                    crop_side=self.input["size"])
-        return boxes, preprocess_batch(crops, **self.input)
-
-    async def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Call the model worker; retry once when it closed an idle keep-alive connection
-        just as we reused it (aiohttp ServerDisconnectedError, seen under load)."""
+    async def classify(self, pixels: np.ndarray) -> np.ndarray:
+        """The model worker's answer within EMOTION_MODEL_TIMEOUT_S (TimeoutError otherwise).
+        A connection the worker closed as it was reused is retried once, inside that deadline."""
         import aiohttp
 
-        try:
-            return await self.model.to_async.predict(batch)
-        except aiohttp.ClientConnectionError:
-            logger.warning("model worker connection dropped; retrying once")
-            return await self.model.to_async.predict(batch)
+        with anyio.fail_after(SETTINGS.model_timeout_s):
+            try:
+                return await self.model.to_async.predict(pixels)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+                metrics().model_retries.inc()
+                if not self.retried:  # once per worker; the counter has the rest
+                    self.retried = True
+                    logger.warning("model worker connection dropped (%r); retrying once (logged once, "
+                                   "see emotion_model_retries_total)", error)
+                return await self.model.to_async.predict(pixels)
 
     @bentoml.api(route="/emotion")
     async def emotion(self, image: UploadedBytes, detect: bool = True) -> list[Face]:
@@ -139,21 +150,28 @@ class EmotionAPI:
         """
         started = time.perf_counter()
         try:
-            boxes, batch = await anyio.to_thread.run_sync(self.prepare, image, detect, limiter=self.decode_slots)
+            located = await anyio.to_thread.run_sync(
+                lambda: self.pipeline.locate(image, detect), limiter=self.decode_slots)
         except InputError as error:
             metrics().rejected.labels(reason=error.code).inc()
             return JSONResponse(error.to_dict(), status_code=error.status)
         metrics().detection.observe(time.perf_counter() - started)
-        metrics().faces.observe(len(boxes))
-        if not boxes:
+        metrics().faces.observe(len(located.detections))
+        if not located.detections:
             return []
-        scores = await self.predict(batch)
-        faces = []
-        for box, row in zip(boxes, np.asarray(scores, dtype=float)):
-            best = int(row.argmax())
-            faces.append(Face(bounding_box=box.as_list(), emotion=EMOTIONS[best], confidence=round(row[best], 4),
-                              scores={name: round(p, 4) for name, p in zip(EMOTIONS, row)}))
-        return faces
+        try:
+            probs = await self.classify(located.pixels)
+        except TimeoutError:
+            return busy(f"the model worker did not answer within {SETTINGS.model_timeout_s:g} s", "model_timeout")
+        except BentoMLException as error:
+            if error.error_code != HTTPStatus.SERVICE_UNAVAILABLE:
+                raise
+            return busy(f"the model worker is overloaded: {error}", "model_busy")
+        return [Face(**face.as_dict()) for face in self.pipeline.faces(located.detections, probs)]
+
+
+def busy(message: str, code: str) -> JSONResponse:
+    return JSONResponse({"error": message, "code": code, "status": 503}, status_code=503)
 
 
 # Outermost first: every error answer shaped, then the API key, then the upload checks.

@@ -1,68 +1,16 @@
-"""Face detection with OpenCV's Haar cascade.
+"""Boxes and detections: the geometry every detector shares, and the choice of detector.
 
-Parameters are module constants, overridable through environment variables (see the
-README's configuration table), chosen with benchmarks/detection.py (composed group photos,
-3 x 32 faces per size, recall / false positives; plus the two real portraits):
-
-    minSize minNb scale |  32px    |  40px    |  56px    |  80px    | portraits
-         24     6   1.1 |  99%  0  |  99%  0  | 100%  1  | 100%  0  | [1, 1]   <- chosen
-         30     6   1.1 |  40%  0  |  99%  0  | 100%  1  | 100%  0  | [1, 1]
-         30     5   1.1 |  61%  0  | 100%  0  | 100%  1  | 100%  0  | [1, 1]
-         40     6   1.1 |   0%  0  |  54%  0  | 100%  1  | 100%  0  | [1, 1]
-         24     5  1.05 |  96%  2  | 100%  0  |  95%  4  |  96%  2  | [2, 2]
-
-A minimum size close to the smallest faces matters most (the cascade steps window sizes by
-the scale factor, so minSize 30 rarely fits a 32 px face); minNeighbors 6 and scale 1.1
-keep the real portraits at exactly one face each.
+A detector (emotionlib/detectors/: ``haar`` is the default, ``yunet`` the option) returns
+``Detection``s: a box in the image's pixel coordinates, the detector's score in [0, 1] and,
+for YuNet, five landmarks. ``make_detector(settings)`` builds the configured one.
 """
 from __future__ import annotations
 
-import os
-import threading
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from emotionlib.preprocess import to_gray
-
-CASCADE_FILE = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
-
-
-@dataclass(frozen=True)
-class HaarParams:
-    """Detection parameters (defaults: emotionlib.settings.Settings, chosen as above).
-
-    max_side: images are downscaled so their longer side is at most this before
-    detection; boxes are mapped back to the original image's coordinates. min_size: the
-    smallest face, in pixels of the (downscaled) detection image. min_neighbors 6 rather
-    than OpenCV's usual 3-5: at 5, a re-encoded portrait gave a second box on the collar.
-    """
-    max_side: int = 1280
-    scale_factor: float = 1.1
-    min_neighbors: int = 6
-    min_size: int = 24
-    max_faces: int = 100
-
-    @classmethod
-    def from_settings(cls, settings) -> "HaarParams":
-        return cls(max_side=settings.detect_max_side, scale_factor=settings.scale_factor,
-                   min_neighbors=settings.min_neighbors, min_size=settings.min_face_size,
-                   max_faces=settings.max_faces)
-
-
-_local = threading.local()
-
-
-def _cascade() -> cv2.CascadeClassifier:
-    """One cascade per thread: CascadeClassifier is not documented as thread-safe."""
-    cascade = getattr(_local, "cascade", None)
-    if cascade is None:
-        cascade = cv2.CascadeClassifier(CASCADE_FILE)
-        if cascade.empty():
-            raise RuntimeError(f"cannot load the Haar cascade {CASCADE_FILE}")
-        _local.cascade = cascade
-    return cascade
+DETECTORS = ("haar", "yunet")
 
 
 @dataclass(frozen=True)
@@ -90,30 +38,88 @@ def clip_box(x: float, y: float, w: float, h: float, width: int, height: int) ->
     return Box(x0, y0, x1 - x0, y1 - y0)
 
 
-def detect_faces(image: np.ndarray, params: HaarParams = HaarParams()) -> list[Box]:
-    """Find faces in an RGB or gray uint8 image; boxes in the image's own pixel coordinates.
+@dataclass(frozen=True)
+class Detection:
+    """One face found by a detector.
 
-    At most params.max_faces boxes are returned (the largest ones), ordered by order_boxes.
+    score: the detector's confidence in [0, 1] (YuNet: its face probability; Haar: the
+    share of the cascade's neighbouring windows, see detectors/haar.py). landmarks: five
+    (x, y) points (right eye, left eye, nose tip, right and left mouth corner, as the
+    person's right/left) in image pixels, or None when the detector gives none.
     """
-    max_side, min_size = params.max_side, params.min_size
-    gray = to_gray(image)
-    height, width = gray.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    small = gray
-    if scale < 1.0:
-        size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    if min(small.shape[:2]) < min_size:
-        return []
-    found = _cascade().detectMultiScale(
-        small, scaleFactor=params.scale_factor, minNeighbors=params.min_neighbors, minSize=(min_size, min_size)
-    )
-    boxes = []
-    for x, y, w, h in (found if len(found) else []):
+    box: Box
+    score: float = 1.0
+    landmarks: tuple[tuple[float, float], ...] | None = None
+
+
+def make_detector(name: str = "haar", settings=None):
+    """The detector called ``name`` with the parameters of ``settings`` (defaults if None)."""
+    if name == "haar":
+        from emotionlib.detectors.haar import HaarDetector, HaarParams
+
+        return HaarDetector(HaarParams.from_settings(settings) if settings else HaarParams())
+    if name == "yunet":
+        from emotionlib.detectors.yunet import YuNetDetector, YuNetParams
+
+        return YuNetDetector(YuNetParams.from_settings(settings) if settings else YuNetParams())
+    raise ValueError(f"detector must be one of {DETECTORS}, got {name!r}")
+
+
+def set_detect_threads(threads: int) -> None:
+    """OpenCV threads of this process (0: OpenCV's default, one per core)."""
+    import cv2
+
+    cv2.setNumThreads(threads if threads > 0 else -1)
+
+
+def detect_faces(image: np.ndarray, params=None) -> list[Box]:
+    """Haar boxes for an RGB or gray uint8 image (the default detector, as a plain function)."""
+    from emotionlib.detectors.haar import HaarDetector, HaarParams
+
+    return [d.box for d in HaarDetector(params or HaarParams()).detect(image)]
+
+
+def __getattr__(name):  # HaarParams lived here before the detectors/ package
+    if name == "HaarParams":
+        from emotionlib.detectors.haar import HaarParams
+
+        return HaarParams
+    raise AttributeError(name)
+
+
+def scale_detections(found, scale: float, width: int, height: int, scores, landmarks=None) -> list[Detection]:
+    """Detector output on a downscaled image -> Detections in the original image's pixels."""
+    out = []
+    for i, (x, y, w, h) in enumerate(found):
         box = clip_box(x / scale, y / scale, w / scale, h / scale, width, height)
-        if box is not None:
-            boxes.append(box)
-    return order_boxes(suppress_overlaps(boxes)[:params.max_faces])
+        if box is None:
+            continue
+        points = None
+        if landmarks is not None:
+            points = tuple((float(px / scale), float(py / scale)) for px, py in landmarks[i])
+        out.append(Detection(box, float(scores[i]), points))
+    return out
+
+
+def keep_faces(detections: list[Detection], max_faces: int) -> list[Detection]:
+    """Overlap suppression, the max_faces largest, in order_boxes order."""
+    by_box = {}
+    for d in detections:
+        by_box.setdefault(d.box, d)
+    kept = suppress_overlaps(list(by_box))[:max_faces]
+    return [by_box[box] for box in order_boxes(kept)]
+
+
+def downscale(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """The image shrunk (area interpolation) so its longer side is at most max_side, and the scale."""
+    import cv2
+
+    height, width = image.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
 
 
 def suppress_overlaps(boxes: list[Box], max_overlap: float = 0.3) -> list[Box]:

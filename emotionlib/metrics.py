@@ -23,6 +23,7 @@ def metrics() -> SimpleNamespace:
                             buckets=SECONDS),
         batch_size=Histogram("emotion_model_batch_size", "Faces per batch seen by the model worker", buckets=COUNTS),
         inference=Histogram("emotion_inference_seconds", "Model forward time per batch", buckets=SECONDS),
+        model_retries=Counter("emotion_model_retries", "Model worker calls retried after a dropped connection"),
         rejected=Counter("emotion_rejected_requests", "Requests answered with a 4xx, by reason", ["reason"]),
     )
 

@@ -17,20 +17,12 @@ def to_gray(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def preprocess_face(
-    face: np.ndarray, size: int = 48, channels: int = 1, scaling: str = "unit"
-) -> np.ndarray:
-    """Turn a uint8 face crop (HxW gray or HxWx3 RGB) into a model input.
+def face_pixels(face: np.ndarray, size: int = 48) -> np.ndarray:
+    """A uint8 face crop (HxW gray or HxWx3 RGB) -> uint8 (size, size) grayscale.
 
-    Returns float32 (size, size, channels): the crop converted to grayscale (the
-    training data is grayscale; for 3-channel models the gray plane is repeated),
-    resized with area interpolation when shrinking and bilinear when enlarging,
-    then scaled: "unit" -> [0, 1], "symmetric" -> [-1, 1], "raw" -> [0, 255].
+    Resized with area interpolation when shrinking and bilinear when enlarging. This is
+    what the API worker sends to the model worker (2.3 KB per 48 px face).
     """
-    if scaling not in SCALINGS:
-        raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, got {channels}")
     face = np.asarray(face)
     if face.dtype != np.uint8 or face.ndim not in (2, 3) or min(face.shape[:2]) < 1:
         raise ValueError(f"expected a non-empty uint8 image, got {face.dtype} {face.shape}")
@@ -39,22 +31,48 @@ def preprocess_face(
         shrinking = gray.shape[0] > size or gray.shape[1] > size
         interpolation = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
         gray = cv2.resize(gray, (size, size), interpolation=interpolation)
-    out = gray.astype(np.float32)
+    return np.ascontiguousarray(gray)
+
+
+def scale_pixels(pixels: np.ndarray, channels: int = 1, scaling: str = "unit") -> np.ndarray:
+    """uint8 (N, S, S) or (N, S, S, 1) faces -> float32 (N, S, S, channels) model input:
+    "unit" -> [0, 1], "symmetric" -> [-1, 1], "raw" -> [0, 255]; for 3-channel models the
+    gray plane is repeated."""
+    if scaling not in SCALINGS:
+        raise ValueError(f"scaling must be one of {SCALINGS}, got {scaling!r}")
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    pixels = np.asarray(pixels)
+    if pixels.ndim == 4 and pixels.shape[3] == 1:
+        pixels = pixels[..., 0]
+    if pixels.ndim != 3:
+        raise ValueError(f"expected (N, S, S[, 1]) faces, got {pixels.shape}")
+    out = pixels.astype(np.float32)
     if scaling == "unit":
-        out /= 255.0
+        out *= np.float32(1.0 / 255.0)
     elif scaling == "symmetric":
-        out = out / 127.5 - 1.0
-    out = out[:, :, None]
-    if channels == 3:
-        out = np.repeat(out, 3, axis=2)
-    return out
+        out = out * np.float32(1.0 / 127.5) - np.float32(1.0)
+    out = out[..., None]
+    return np.repeat(out, 3, axis=3) if channels == 3 else out
+
+
+def preprocess_face(
+    face: np.ndarray, size: int = 48, channels: int = 1, scaling: str = "unit"
+) -> np.ndarray:
+    """Turn a uint8 face crop (HxW gray or HxWx3 RGB) into a model input.
+
+    Returns float32 (size, size, channels): ``face_pixels`` (grayscale, since the training
+    data is grayscale, resized) then ``scale_pixels``.
+    """
+    scale_pixels(np.zeros((0, 1, 1), np.uint8), channels, scaling)  # validate before work
+    return scale_pixels(face_pixels(face, size)[None], channels, scaling)[0]
 
 
 def preprocess_batch(
     faces, size: int = 48, channels: int = 1, scaling: str = "unit"
 ) -> np.ndarray:
     """preprocess_face over a sequence (or an (N, H, W[, C]) array) -> (N, size, size, channels)."""
-    out = np.empty((len(faces), size, size, channels), dtype=np.float32)
+    pixels = np.empty((len(faces), size, size), dtype=np.uint8)
     for i, face in enumerate(faces):
-        out[i] = preprocess_face(face, size, channels, scaling)
-    return out
+        pixels[i] = face_pixels(face, size)
+    return scale_pixels(pixels, channels, scaling)

@@ -34,6 +34,8 @@ class Settings:
     # access: None = open; else every request but probes and metrics needs this bearer key
     api_key: str | None = dataclasses.field(default=None, repr=False)
     # detection
+    detector: str = "haar"
+    detect_threads: int = 0
     detect_max_side: int = 1280
     min_face_size: int = 24
     min_neighbors: int = 6
@@ -43,6 +45,8 @@ class Settings:
     model_tag: str = "emotion_classifier:latest"
     max_batch_size: int = 64
     max_latency_ms: int = 2000
+    model_threads: int = 0
+    model_timeout_s: float = 10.0
     log_level: str = "INFO"
 
     @property
@@ -118,6 +122,8 @@ _SPECS: dict[str, _Spec] = {
     "upload_grace_s": _float(0, 50),
     "api_key": _Spec(str, lambda v: len(v) >= 16 and v.isascii() and v.isprintable() and " " not in v,
                      "a key of at least 16 printable ASCII characters without spaces"),
+    "detector": _choice("haar", "yunet"),
+    "detect_threads": _int(0, 256),
     "detect_max_side": _int(64, 16_384),
     "min_face_size": _int(8, 4096),
     "min_neighbors": _int(0, 50),
@@ -126,6 +132,8 @@ _SPECS: dict[str, _Spec] = {
     "model_tag": _Spec(str, lambda v: bool(v) and " " not in v, "a model tag such as emotion_classifier:latest"),
     "max_batch_size": _int(1, 1024),
     "max_latency_ms": _int(1, 600_000),
+    "model_threads": _int(0, 256),
+    "model_timeout_s": _float(0, 3600, strict_low=True),
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", upper=True),
 }
 

@@ -5,7 +5,8 @@ import numpy as np
 from PIL import Image
 
 from conftest import side_by_side
-from emotionlib.detect import Box, HaarParams, clip_box, detect_faces, order_boxes, suppress_overlaps
+from emotionlib.detect import Box, clip_box, detect_faces, order_boxes, suppress_overlaps
+from emotionlib.detectors.haar import HaarParams
 
 
 def test_one_face_in_each_portrait(obama, biden):

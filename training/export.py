@@ -79,12 +79,49 @@ def with_tta(model, tta: str = "flip"):
     return keras.Model(inputs, outputs, name=f"{model.name}_{tta}")
 
 
-def export(source: Path, output: Path, data: str | None, tta: str, scaling: str, cache_dir=None) -> dict:
+def with_centre_crop(model, full: int = 48):
+    """A model taking full x full faces that centre-crops them to the model's own input size.
+
+    Models trained on random crops (training.gpu_train: 40 px crops of the 48 px faces)
+    see the centre crop at serving time; the served input stays the 48 px face.
+    """
     import keras
 
+    _, size, width, channels = (int(d) if d else d for d in model.input_shape)
+    if size == full and width == full:
+        return model
+    if size > full or width > full or (full - size) % 2 or (full - width) % 2:
+        raise ValueError(f"cannot centre-crop {full} px faces to {size}x{width}")
+    inputs = keras.Input(shape=(full, full, channels), name="face")
+    cropped = keras.layers.Cropping2D(((full - size) // 2, (full - width) // 2), name="centre_crop")(inputs)
+    return keras.Model(inputs, model(cropped), name=f"{model.name}_crop{size}")
+
+
+def load_source(source: Path):
+    """A .keras model, or a ``<name>.weights.npz`` of training.gpu_train (float16 weights of
+    the model described by the ``summary.json`` beside it), rebuilt with a softmax output."""
+    import keras
+
+    if not source.name.endswith(".weights.npz"):
+        return keras.models.load_model(source, compile=False)
+    from training.gpu_train import build
+
+    name = source.name[: -len(".weights.npz")]
+    summary = json.loads((source.parent / "summary.json").read_text())
+    entries = [r for r in summary["teachers"] + summary.get("students", []) if r["name"] == name]
+    if not entries:
+        raise ValueError(f"{source.parent / 'summary.json'} describes no model named {name!r}")
+    model = build(entries[0]["spec"], logits=False)
+    with np.load(source) as weights:
+        model.set_weights([weights[f"arr_{i}"].astype(np.float32) for i in range(len(weights.files))])
+    return model
+
+
+def export(source: Path, output: Path, data: str | None, tta: str, scaling: str, cache_dir=None,
+           input_size: int = 48) -> dict:
     from training.evaluate import evaluate_model
 
-    model = with_tta(keras.models.load_model(source, compile=False), tta)
+    model = with_tta(with_centre_crop(load_source(source), input_size), tta)
     output.parent.mkdir(parents=True, exist_ok=True)
     model.save(output)
     info = {"labels": list(FER2013_LABELS), "scaling": scaling, "tta": tta,
@@ -100,15 +137,18 @@ def export(source: Path, output: Path, data: str | None, tta: str, scaling: str,
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", type=Path, help="trained model (.keras), e.g. runs/NAME/best.keras")
+    p.add_argument("source", type=Path, help="trained model: .keras (e.g. runs/NAME/best.keras), or a "
+                   "NAME.weights.npz of training.gpu_train with its summary.json beside it")
     p.add_argument("output", type=Path, help="exported model path (.keras)")
     p.add_argument("--data", help="FER2013 folder or csv: evaluate the export on its val split")
     p.add_argument("--tta", choices=tuple(TTA_VIEWS), default="flip",
                    help="test-time augmentation baked into the exported model (views averaged)")
     p.add_argument("--scaling", choices=SCALINGS, default="unit", help="pixel scaling the model was trained with")
     p.add_argument("--cache-dir", default=None, help="cache decoded datasets here")
+    p.add_argument("--input-size", type=int, default=48,
+                   help="served input side; a model trained on smaller crops gets a centre crop in front")
     args = p.parse_args(argv)
-    info = export(args.source, args.output, args.data, args.tta, args.scaling, args.cache_dir)
+    info = export(args.source, args.output, args.data, args.tta, args.scaling, args.cache_dir, args.input_size)
     print(json.dumps(info, indent=2))
 
 

@@ -33,12 +33,13 @@ def _conv_block(x, filters: int, convs: int, dropout: float, name: str):
 
 def build_vggnet(input_shape=(48, 48, 1), num_classes: int = 7, width: int = 32,
                  convs=(2, 2, 2, 2), dropout: float = 0.25, head_units: int = 256,
-                 head_dropout: float = 0.5) -> keras.Model:
+                 head_dropout: float = 0.5, output_activation: str | None = "softmax") -> keras.Model:
     """The CPU-trainable default: a VGG-style stack with batch norm and dropout.
 
     Four blocks of ``convs[i]`` 3x3 convolutions at width ``width * 2**i``, each ending in
     2x2 max pooling; a dense head. VGG19's topology at reduced width and depth, sized so
-    that an epoch of FER2013 takes minutes on a 2-core CPU.
+    that an epoch of FER2013 takes minutes on a 2-core CPU. ``output_activation=None``
+    gives logits (distillation); the same weights load into the softmax version.
     """
     inputs = keras.Input(shape=input_shape, name="face")
     x = inputs
@@ -49,7 +50,7 @@ def build_vggnet(input_shape=(48, 48, 1), num_classes: int = 7, width: int = 32,
     x = layers.BatchNormalization(name="fc1_bn")(x)
     x = layers.Activation("relu", name="fc1_relu")(x)
     x = layers.Dropout(head_dropout, name="fc1_drop")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="emotion")(x)
+    outputs = layers.Dense(num_classes, activation=output_activation, name="emotion")(x)
     return keras.Model(inputs, outputs, name="vggnet")
 
 

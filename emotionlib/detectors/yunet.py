@@ -1,0 +1,66 @@
+"""YuNet (cv2.FaceDetectorYN with the bundled ONNX model): boxes, scores, five landmarks.
+
+The model and its Apache-2.0 license are in detectors/models/ (see NOTICE there).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from emotionlib.detect import Detection, downscale, keep_faces, scale_detections
+
+MODEL_FILE = Path(__file__).resolve().parent / "models" / "face_detection_yunet_2023mar.onnx"
+
+
+@dataclass(frozen=True)
+class YuNetParams:
+    """max_side: longer side of the detection image; score_threshold / nms_threshold as in
+    the model's published evaluation (0.6 / 0.3)."""
+    max_side: int = 1280
+    score_threshold: float = 0.6
+    nms_threshold: float = 0.3
+    max_faces: int = 100
+
+    @classmethod
+    def from_settings(cls, settings) -> "YuNetParams":
+        return cls(max_side=settings.detect_max_side, max_faces=settings.max_faces)
+
+
+_local = threading.local()
+
+
+class YuNetDetector:
+    name = "yunet"
+
+    def __init__(self, params: YuNetParams = YuNetParams()):
+        if not MODEL_FILE.is_file():
+            raise RuntimeError(f"the YuNet model is missing: {MODEL_FILE}")
+        self.params = params
+
+    def _net(self, size: tuple[int, int]):
+        """One cv2.FaceDetectorYN per thread (it keeps per-call state), resized per image."""
+        nets = _local.__dict__.setdefault("nets", {})
+        net = nets.get(self.params)
+        if net is None:
+            p = self.params
+            net = cv2.FaceDetectorYN.create(str(MODEL_FILE), "", size, p.score_threshold, p.nms_threshold, 5000)
+            nets[self.params] = net
+        net.setInputSize(size)
+        return net
+
+    def detect(self, image: np.ndarray, gray: np.ndarray | None = None) -> list[Detection]:
+        """Faces in an RGB (or gray) uint8 image; ``gray`` is not needed by YuNet."""
+        height, width = image.shape[:2]
+        small, scale = downscale(image, self.params.max_side)
+        bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR if small.ndim == 3 else cv2.COLOR_GRAY2BGR)
+        _, faces = self._net((bgr.shape[1], bgr.shape[0])).detect(bgr)
+        if faces is None or not len(faces):
+            return []
+        faces = np.asarray(faces, dtype=np.float64)
+        landmarks = faces[:, 4:14].reshape(-1, 5, 2)
+        return keep_faces(scale_detections(faces[:, :4], scale, width, height, faces[:, 14], landmarks),
+                          self.params.max_faces)
