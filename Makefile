@@ -1,7 +1,8 @@
 # The two quick-start commands: `make serve` and `make test` (see README.md).
 # Both install pinned packages from the public package index into .venv: serving needs
-# requirements/import.txt (the service's serve.txt plus TensorFlow and onnx for import_model.py),
-# the tests requirements/test.txt (serving + import + training + test tools).
+# requirements/import.txt (the service, plus Keras/TensorFlow/onnx to register the model), the
+# tests requirements/test.txt (that + training + test tools). The Bento image installs only
+# requirements/serve.txt (no TensorFlow).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,7 +18,7 @@ $(VENV)/.serve-installed: requirements/import.txt requirements/serve.txt | $(BIN
 	$(BIN)/pip install --quiet -r requirements/import.txt
 	touch $@
 
-$(VENV)/.test-installed: requirements/test.txt requirements/serve.txt requirements/import.txt requirements/train.txt | $(BIN)/python
+$(VENV)/.test-installed: requirements/test.txt requirements/import.txt requirements/serve.txt requirements/train.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements/test.txt
 	touch $@
 

@@ -162,10 +162,13 @@ class EmotionAPI:
                 keep_image: bool) -> Prepared:
         """Decode, find faces (or take the given boxes) and cut their crops (CPU work, run
         off the event loop). keep_image: also keep the upright image (to draw on)."""
-        rgb = self.pipeline.decode(data)
-        if boxes is not None:
-            check_inside(boxes, rgb.shape[1], rgb.shape[0])
-        located = self.pipeline.locate(rgb, detect, boxes)
+        if boxes is None and not keep_image:  # bytes: a large JPEG is decoded at reduced size
+            rgb, located = None, self.pipeline.locate(data, detect)
+        else:
+            rgb = self.pipeline.decode(data)
+            if boxes is not None:
+                check_inside(boxes, rgb.shape[1], rgb.shape[0])
+            located = self.pipeline.locate(rgb, detect, boxes)
         detections, pixels = located.detections, located.pixels
         if min_confidence > 0:  # given boxes (score None) are kept
             keep = [i for i, d in enumerate(detections) if d.score is None or d.score >= min_confidence]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import gc
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -45,6 +46,10 @@ def tune_allocator() -> bool:
 
 
 def release_free_memory() -> None:
+    """Collect reference cycles (a request cancelled by the timeout leaves its frames, and
+    so its upload and image, in a cycle with the exception: the cyclic GC, driven by object
+    counts, may not run for a long time after a few big buffers), then malloc_trim."""
+    gc.collect()
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)

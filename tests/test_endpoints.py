@@ -196,6 +196,8 @@ def test_detection_confidence_and_its_threshold(client, pair):
 def test_given_boxes_have_no_detection_confidence_and_are_not_filtered(client, obama):
     faces = post_image(client, encode(obama), boxes="[[0, 0, 100, 100]]", min_detection_confidence="0.99").json()
     assert len(faces) == 1 and faces[0]["detection_confidence"] is None
+    faces = post_image(client, encode(obama), detect="false", min_detection_confidence="0.99").json()
+    assert len(faces) == 1 and faces[0]["detection_confidence"] is None  # no detector ran either
 
 
 @pytest.mark.parametrize("route", ["/emotion", "/emotion/annotate", "/emotion/batch"])
