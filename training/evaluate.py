@@ -1,6 +1,8 @@
-"""Evaluate a Keras emotion model on a FER2013 split.
+"""Evaluate a Keras emotion model on a FER2013 split, or compare candidates in one table.
 
     python -m training.evaluate models/emotion_vggnet.keras ../shared/data/fer2013 --split val
+    python -m training.evaluate --table A.keras B.keras --data ../shared/data/fer2013 \
+        --dev ../shared/data/real_photos_dev --out models/candidates.md
 
 Prints and writes ``evaluation.json`` (7-class accuracy, 6-class accuracy with disgust
 folded into angry as the API reports it, per-class precision/recall/F1, confusion
@@ -135,7 +137,120 @@ def evaluate_model(model_path, data, split: str = "val", out_dir=None, scaling: 
     return report
 
 
+def onnx_flops(model) -> float:
+    """Multiply-add FLOPs (x2) of one face through the model as served (its ONNX graph)."""
+    from onnx import shape_inference
+
+    from emotionlib.convert import keras_to_onnx
+
+    graph = keras_to_onnx(model)
+    graph.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    inferred = shape_inference.infer_shapes(graph).graph
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(inferred.value_info) + list(inferred.input) + list(inferred.output)}
+    consts = {t.name: list(t.dims) for t in inferred.initializer}
+    flops = 0.0
+    for node in inferred.node:
+        if node.op_type == "Conv":
+            out, kernel = shapes[node.output[0]], consts[node.input[1]]
+            flops += 2.0 * np.prod(out) * np.prod(kernel[1:])
+        elif node.op_type == "MatMul":
+            a = shapes.get(node.input[0]) or consts[node.input[0]]
+            b = consts.get(node.input[1]) or shapes[node.input[1]]
+            flops += 2.0 * np.prod(a[:-1]) * a[-1] * b[-1]
+    return float(flops)
+
+
+def time_per_face(model, batch: int, repeats: int = 20) -> float:
+    """Median milliseconds per face of the served runtime (ONNX Runtime, all cores)."""
+    import tempfile
+    import time
+
+    from emotionlib.convert import keras_to_onnx
+    from emotionlib.runtime import Classifier
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        path.write_bytes(keras_to_onnx(model).SerializeToString())
+        size, channels = int(model.input_shape[1]), int(model.input_shape[3])
+        classifier = Classifier(path, FER2013_LABELS, size, channels)
+        faces = np.random.default_rng(0).integers(0, 256, (batch, size, size), dtype=np.uint8)
+        for _ in range(3):
+            classifier(faces)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            classifier(faces)
+            times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1000 / batch
+
+
+def candidate_row(model_path: Path, data, dev_dir, cache_dir=None) -> dict:
+    """Every number of one candidate: PublicTest, real photos per detector, cost."""
+    from training.realphoto import DETECTORS, evaluate as evaluate_photos, load
+
+    model, meta = load(model_path)
+    images, y_true = load_split_cached(data, "val", cache_dir)
+    report = report_from_probs(predict(model, images, meta["scaling"]), y_true, meta["labels"])
+    row = {"model": str(model_path), "parameters": int(model.count_params()),
+           "val_accuracy_7": report["accuracy_7"], "val_accuracy_6": report["accuracy_6"],
+           "gflop_per_face": round(onnx_flops(model) / 1e9, 3),
+           "ms_per_face_batch1": round(time_per_face(model, 1), 2),
+           "ms_per_face_batch32": round(time_per_face(model, 32), 2)}
+    if dev_dir:
+        from emotionlib.framing import FRAMINGS
+
+        for detector in DETECTORS:
+            row[f"real_{detector}"] = evaluate_photos(model, meta, Path(dev_dir), detector, [FRAMINGS[detector]])[0]
+    return row
+
+
+def write_table(rows: list[dict], out: Path) -> str:
+    """A markdown table of candidate rows (and the rows as JSON beside it)."""
+    head = ("| model | params | PublicTest 7-class | 6-class | GFLOP/face | ms/face b1 | ms/face b32 |"
+            " real Haar found / right / overall | real YuNet found / right / overall |")
+    lines = [head, "|" + "---|" * 9]
+    for r in rows:
+        real = []
+        for detector in ("haar", "yunet"):
+            d = r.get(f"real_{detector}")
+            real.append(f"{d['face_found']:.1%} / {d['right_on_found']:.1%} / **{d['overall']:.1%}**" if d else "-")
+        lines.append(f"| `{Path(r['model']).name}` | {r['parameters'] / 1e6:.2f} M | **{r['val_accuracy_7']:.2%}** | "
+                     f"{r['val_accuracy_6']:.2%} | {r['gflop_per_face']:.2f} | {r['ms_per_face_batch1']:.2f} | "
+                     f"{r['ms_per_face_batch32']:.2f} | {real[0]} | {real[1]} |")
+    per_class = ["", "Real-photo recall per class (overall, largest face per photo):", "",
+                 "| model | detector | " + " | ".join(EMOTIONS) + " |", "|" + "---|" * (2 + len(EMOTIONS))]
+    for r in rows:
+        for detector in ("haar", "yunet"):
+            d = r.get(f"real_{detector}")
+            if d:
+                cells = " | ".join(f"{d['per_class_recall'].get(e, float('nan')):.0%}" for e in EMOTIONS)
+                per_class.append(f"| `{Path(r['model']).name}` | {detector} | {cells} |")
+    text = "\n".join(lines + per_class) + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    return text
+
+
+def table_main(argv) -> None:
+    p = argparse.ArgumentParser(description="Compare candidate models in one table.")
+    p.add_argument("--table", nargs="+", type=Path, required=True, help="candidate .keras files")
+    p.add_argument("--data", required=True, help="FER2013 folder or csv (PublicTest = val)")
+    p.add_argument("--dev", help="real-photo dev folder (labels.csv, images/)")
+    p.add_argument("--out", type=Path, default=Path("runs/candidates.md"), help="markdown table to write")
+    p.add_argument("--cache-dir", default=None, help="cache decoded datasets here as .npz")
+    args = p.parse_args(argv)
+    rows = [candidate_row(m, args.data, args.dev, args.cache_dir) for m in args.table]
+    print(write_table(rows, args.out))
+
+
 def main(argv=None) -> None:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if "--table" in argv:
+        return table_main(argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", help="a .keras (or .h5) model file")
     p.add_argument("data", help="FER2013 folder or fer2013.csv")
