@@ -11,8 +11,11 @@ import logging
 import os
 import time
 from http import HTTPStatus
-from pathlib import Path
 from typing import Literal
+
+# Faces are personal data: no usage statistics to BentoML's vendor, even from a plain
+# `bentoml serve .` (make serve, the image and the manifests set it too).
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 
 import anyio
 import bentoml
@@ -22,19 +25,29 @@ from starlette.responses import JSONResponse
 
 from bentoml.exceptions import BentoMLException, ServiceUnavailable
 
+from emotionlib.access import ApiKeyGuard
 from emotionlib.batching import GreedyBatcher, QueueTimeout
 from emotionlib.detect import set_detect_threads
 from emotionlib.errors import InputError
-from emotionlib.metrics import metrics
+from emotionlib.errorshape import ErrorShape, json_http_errors_in_uvicorn
+from emotionlib.memory import release_free_memory_soon, tune_allocator
+from emotionlib.metrics import bound_path_labels, metrics
 from emotionlib.pipeline import EmotionPipeline
 from emotionlib.settings import Settings
-from emotionlib.upload import UploadGuard
+from emotionlib.upload import UploadedBytes, UploadGuard, UploadLimits, keep_uploads_in_memory
 
 # Every EMOTION_* variable, validated once: a bad value stops the service here, naming it.
 SETTINGS = Settings.from_env()
 
 logger = logging.getLogger("emotion")
 logger.setLevel(SETTINGS.log_level)
+
+# Uploads stay in memory; unknown paths share one metrics label; uvicorn's own 400s are JSON;
+# freed memory goes back to the system (emotionlib/memory.py: measured).
+tune_allocator()
+keep_uploads_in_memory(SETTINGS.max_upload_bytes)
+bound_path_labels()
+json_http_errors_in_uvicorn()
 
 EMOTION_MODEL = bentoml.models.BentoModel(SETTINGS.model_tag)
 
@@ -99,7 +112,9 @@ class EmotionModel:
     name="emotion_api",
     http={"port": 9000},
     workers=SETTINGS.api_workers,
-    traffic={"timeout": 60, "max_concurrency": SETTINGS.max_concurrency},
+    # No BentoML max_concurrency: it counts a request from its first byte, so slow uploads
+    # took every slot. UploadGuard limits uploads and processing separately.
+    traffic={"timeout": 60},
 )
 class EmotionAPI:
     model = bentoml.depends(EmotionModel)
@@ -128,7 +143,7 @@ class EmotionAPI:
                 return await self.model.to_async.predict(pixels)
 
     @bentoml.api(route="/emotion")
-    async def emotion(self, image: Path, detect: bool = True) -> list[Face]:
+    async def emotion(self, image: UploadedBytes, detect: bool = True) -> list[Face]:
         """Every face in a JPEG or PNG photo with its emotion, left to right.
 
         `detect=false` treats the whole image as one already-cropped face.
@@ -136,7 +151,7 @@ class EmotionAPI:
         started = time.perf_counter()
         try:
             located = await anyio.to_thread.run_sync(
-                lambda: self.pipeline.locate(image.read_bytes(), detect), limiter=self.decode_slots)
+                lambda: self.pipeline.locate(image, detect), limiter=self.decode_slots)
         except InputError as error:
             metrics().rejected.labels(reason=error.code).inc()
             return JSONResponse(error.to_dict(), status_code=error.status)
@@ -159,4 +174,8 @@ def busy(message: str, code: str) -> JSONResponse:
     return JSONResponse({"error": message, "code": code, "status": 503}, status_code=503)
 
 
-EmotionAPI.add_asgi_middleware(UploadGuard, path="/emotion", max_bytes=SETTINGS.max_upload_bytes)
+# Outermost first: every error answer shaped, then the API key, then the upload checks.
+EmotionAPI.add_asgi_middleware(ErrorShape)
+EmotionAPI.add_asgi_middleware(ApiKeyGuard, api_key=SETTINGS.api_key)
+EmotionAPI.add_asgi_middleware(UploadGuard, limits=UploadLimits.from_settings(SETTINGS),
+                               on_idle=release_free_memory_soon)

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import io
+import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from emotionlib.errors import InputError
 
@@ -61,8 +63,66 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image, dtype=np.uint8)
 
 
-def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Decode JPEG/PNG bytes into an (H, W, 3) uint8 RGB array, EXIF orientation applied.
+# EXIF orientation (tag 0x0112) -> the transpose that shows the image upright.
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_AXES = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True)
+class Picture:
+    """A decoded upload: ``rgb`` is upright (H, W, 3) uint8, possibly decoded at reduced size.
+
+    ``width`` x ``height`` is the size of the full upright image (what a viewer shows and
+    what boxes are reported in); ``scale_x`` / ``scale_y`` are full-image pixels per pixel
+    of ``rgb`` (1.0 when decoded at full size).
+    """
+    rgb: np.ndarray
+    width: int
+    height: int
+
+    @property
+    def scale_x(self) -> float:
+        return self.width / self.rgb.shape[1]
+
+    @property
+    def scale_y(self) -> float:
+        return self.height / self.rgb.shape[0]
+
+    @property
+    def reduced(self) -> bool:
+        return self.rgb.shape[:2] != (self.height, self.width)
+
+
+def orientation(image: Image.Image) -> int:
+    """The EXIF orientation 1-8, or 1 when there is none or it cannot be read.
+
+    A photo with a broken EXIF block is still a photo: Pillow raises struct.error,
+    TypeError, AttributeError, ... on malformed tags, and then it is shown as stored.
+    """
+    try:
+        value = image.getexif().get(0x0112, 1)
+        return value if isinstance(value, int) and value in _ORIENTATION else 1
+    except Exception:  # noqa: BLE001 - any failure means: no usable orientation
+        return 1
+
+
+def _draft_size(width: int, height: int, min_side: int) -> tuple[int, int]:
+    """The size to ask Pillow's JPEG draft mode for so the longer side stays >= min_side."""
+    factor = min_side / max(width, height)
+    return max(1, math.ceil(width * factor)), max(1, math.ceil(height * factor))
+
+
+def decode_picture(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None) -> Picture:
+    """Decode JPEG/PNG bytes into an upright RGB Picture, EXIF orientation applied.
+
+    ``min_side``: the caller needs only an image whose longer side is at least this many
+    pixels; a JPEG larger than that is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's
+    DCT scaling, Pillow's draft mode), which saves the decoding time and memory of the
+    full bitmap. PNG has no such mode and is always decoded at full size.
 
     Raises InputError: 400 for empty, corrupt, truncated or non-image data; 415 for an
     image format other than JPEG/PNG; 413 when the image has more than max_pixels pixels
@@ -72,8 +132,9 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
         raise InputError(400, "empty_file", "the uploaded file 'image' is empty")
     try:
         with warnings.catch_warnings():
-            # The pixel limit is enforced below, from the header, against max_pixels.
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # The pixel limit is enforced below, from the header, against max_pixels; Pillow's
+            # warnings about malformed metadata are the upload's problem, not the log's.
+            warnings.simplefilter("ignore")
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         raise InputError(400, "not_an_image",
@@ -81,9 +142,10 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
     except Image.DecompressionBombError:
         raise InputError(413, "image_too_large",
                          f"the image has too many pixels (limit {max_pixels:,})") from None
-    except Exception as exc:  # Pillow raises many types for malformed headers
-        reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
-        raise InputError(400, f"{reason}_image", f"the image is {reason}: its header cannot be read ({exc})") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises many types for malformed headers
+        raise _undecodable("image", ": its header cannot be read", exc) from None
     with image:
         if image.format not in ACCEPTED_FORMATS:
             raise InputError(415, "unsupported_image_type",
@@ -95,16 +157,34 @@ def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarra
             raise InputError(413, "image_too_large",
                              f"the image is {width}x{height} = {width * height:,} pixels; "
                              f"the limit is {max_pixels:,}")
+        kind = ACCEPTED_FORMATS[image.format].upper()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
+                if min_side and image.format in ("JPEG", "MPO") and max(width, height) > min_side:
+                    image.draft(None, _draft_size(width, height, min_side))
                 image.load()
-                upright = ImageOps.exif_transpose(image)
-                return _to_rgb(upright)
-        except InputError:
+                turn = orientation(image)
+                upright = image.transpose(_ORIENTATION[turn]) if turn != 1 else image
+                rgb = _to_rgb(upright)
+        except MemoryError:
             raise
-        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-            reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
-            raise InputError(400, f"{reason}_image",
-                             f"the {ACCEPTED_FORMATS[image.format].upper()} data is {reason} "
-                             f"and cannot be decoded ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - every decoding failure is the data's fault
+            raise _undecodable(f"{kind} data", " and cannot be decoded", exc) from None
+    if turn in _SWAPS_AXES:
+        width, height = height, width
+    return Picture(rgb=rgb, width=width, height=height)
+
+
+def _undecodable(what: str, consequence: str, exc: Exception) -> InputError:
+    reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
+    detail = str(exc)[:200] or type(exc).__name__
+    return InputError(400, f"{reason}_image", f"the {what} is {reason}{consequence} ({detail})")
+
+
+def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode JPEG/PNG bytes at full size into an (H, W, 3) uint8 RGB array, upright.
+
+    Same errors as decode_picture.
+    """
+    return decode_picture(data, max_pixels).rgb

@@ -26,3 +26,34 @@ def metrics() -> SimpleNamespace:
         model_retries=Counter("emotion_model_retries", "Model worker calls retried after a dropped connection"),
         rejected=Counter("emotion_rejected_requests", "Requests answered with a 4xx, by reason", ["reason"]),
     )
+
+
+UNMATCHED_PATH = "/__unmatched__"
+
+
+def bound_path_labels() -> None:
+    """Stop BentoML from adding Prometheus series for every path a client invents.
+
+    BentoML's RunnerTrafficMetricsMiddleware labels its request metrics with the raw
+    request path, so each unknown path (a scanner's) created new series. The replacement
+    below gives every path that no route matches one label, ``/__unmatched__`` (the
+    request still gets its 404). It must run before the app is built (service import).
+    """
+    from bentoml._internal.server.http import instruments
+    from starlette.routing import Match
+
+    base = instruments.RunnerTrafficMetricsMiddleware
+    if getattr(base, "bounded_paths", False):
+        return
+
+    class BoundedPathMetrics(base):
+        bounded_paths = True
+
+        async def __call__(self, scope, receive, send):
+            app = scope.get("app")
+            if scope["type"] == "http" and app is not None and not any(
+                    route.matches(scope)[0] != Match.NONE for route in app.routes):
+                scope = {**scope, "path": UNMATCHED_PATH, "raw_path": UNMATCHED_PATH.encode()}
+            return await super().__call__(scope, receive, send)
+
+    instruments.RunnerTrafficMetricsMiddleware = BoundedPathMetrics

@@ -21,8 +21,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from emotionlib.decode import decode_image
-from emotionlib.detect import Box, Detection, make_detector
+from emotionlib.decode import Picture, decode_image, decode_picture
+from emotionlib.detect import Box, Detection, clip_box, make_detector
 from emotionlib.framing import crop_face
 from emotionlib.labels import EMOTIONS
 from emotionlib.preprocess import face_pixels, to_gray
@@ -111,7 +111,11 @@ class EmotionPipeline:
     def locate(self, image, detect: bool = True, boxes: Sequence[Box] | None = None) -> Located:
         """Decode (if bytes), find faces (or take ``boxes``, or the whole image when
         ``detect`` is False) and cut their crops; the gray image is made once."""
-        image = self.decode(image) if isinstance(image, (bytes, bytearray, memoryview)) else np.asarray(image)
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            if boxes is None:
+                return self._locate_reduced(bytes(image), detect)
+            image = self.decode(image)
+        image = np.asarray(image)
         gray = to_gray(image)
         height, width = gray.shape[:2]
         if boxes is not None:
@@ -121,6 +125,31 @@ class EmotionPipeline:
         else:
             detections, framing = [Detection(Box(0, 0, width, height))], "none"
         return Located(detections, self.crops(gray, detections, framing))
+
+    def _locate_reduced(self, data: bytes, detect: bool) -> Located:
+        """locate() for uploaded bytes, decoding a large JPEG at reduced size.
+
+        Detection needs only a detect_max_side image (the whole-image "face" of detect=False
+        only the classifier's input size), so libjpeg's DCT scaling decodes 1/2, 1/4 or 1/8 of
+        the pixels: less time and memory. Detections are mapped back to the full upright
+        image, as the API reports them. A crop from the reduced image is as good as one from
+        the full image while it keeps at least input_size pixels per side (face_pixels only
+        shrinks it further); if a face is smaller than that there, the photo is decoded again
+        at full size for the crops, so reduction never costs accuracy.
+        """
+        min_side = self.settings.detect_max_side if detect else self.input_size
+        picture = decode_picture(data, self.settings.max_pixels, min_side=min_side)
+        gray = to_gray(picture.rgb)
+        height, width = gray.shape[:2]
+        if detect:
+            found, framing = self.detect(picture.rgb, gray), None
+        else:
+            found, framing = [Detection(Box(0, 0, width, height))], "none"
+        detections = [to_full_image(d, picture) for d in found]
+        if picture.reduced and any(min(d.box.w, d.box.h) < self.input_size for d in found):
+            return Located(detections, self.crops(to_gray(decode_image(data, self.settings.max_pixels)),
+                                                  detections, framing))
+        return Located(detections, self.crops(gray, found, framing))
 
     def classify(self, pixels: np.ndarray) -> np.ndarray:
         if self.classifier is None:
@@ -143,3 +172,14 @@ class EmotionPipeline:
         if not located.detections:
             return []
         return self.faces(located.detections, self.classify(located.pixels))
+
+
+def to_full_image(detection: Detection, picture: Picture) -> Detection:
+    """A detection in the pixels of ``picture.rgb`` -> the same in the full upright image."""
+    if not picture.reduced:
+        return detection
+    sx, sy = picture.scale_x, picture.scale_y
+    b = detection.box
+    box = clip_box(b.x * sx, b.y * sy, b.w * sx, b.h * sy, picture.width, picture.height) or Box(0, 0, 1, 1)
+    landmarks = None if detection.landmarks is None else tuple((x * sx, y * sy) for x, y in detection.landmarks)
+    return Detection(box, detection.score, landmarks)

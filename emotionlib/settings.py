@@ -27,6 +27,12 @@ class Settings:
     max_concurrency: int = 32
     decode_concurrency: int = 4
     api_workers: int = 1
+    max_uploads: int = 64
+    upload_timeout_s: float = 30.0
+    upload_min_kib_s: float = 16.0
+    upload_grace_s: float = 5.0
+    # access: None = open; else every request but probes and metrics needs this bearer key
+    api_key: str | None = dataclasses.field(default=None, repr=False)
     # detection
     detector: str = "haar"
     detect_threads: int = 0
@@ -67,7 +73,8 @@ class Settings:
             except (TypeError, ValueError):
                 value = None
             if value is None or not spec.check(value):
-                raise SettingsError(f"{name}={raw!r} is not accepted: expected {spec.accepted}")
+                shown = "<hidden>" if field.name in SECRETS else repr(raw)
+                raise SettingsError(f"{name}={shown} is not accepted: expected {spec.accepted}")
             values[field.name] = value
         known = {env_name(f.name) for f in dataclasses.fields(cls)} | EXTRA_VARIABLES
         unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
@@ -108,6 +115,13 @@ _SPECS: dict[str, _Spec] = {
     "max_concurrency": _int(1, 10_000),
     "decode_concurrency": _int(1, 256),
     "api_workers": _int(1, 64),
+    "max_uploads": _int(1, 10_000),
+    # below the 60 s request timeout of the service (service.py), so a slow upload gets 408
+    "upload_timeout_s": _float(0, 50, strict_low=True),
+    "upload_min_kib_s": _float(0, 1_000_000, strict_low=True),
+    "upload_grace_s": _float(0, 50),
+    "api_key": _Spec(str, lambda v: len(v) >= 16 and v.isascii() and v.isprintable() and " " not in v,
+                     "a key of at least 16 printable ASCII characters without spaces"),
     "detector": _choice("haar", "yunet"),
     "detect_threads": _int(0, 256),
     "detect_max_side": _int(64, 16_384),
@@ -122,6 +136,9 @@ _SPECS: dict[str, _Spec] = {
     "model_timeout_s": _float(0, 3600, strict_low=True),
     "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", upper=True),
 }
+
+# Settings whose values never appear in messages or logs.
+SECRETS = {"api_key"}
 
 # EMOTION_* variables that are not settings of the service (read by tests and tools).
 EXTRA_VARIABLES: set[str] = set()

@@ -1,129 +1,276 @@
-"""ASGI guard in front of POST /emotion: size limit and multipart checks.
+"""ASGI guard in front of the upload routes: deadlines, limits and multipart checks.
 
-BentoML's own form parser answers 500 to some malformed uploads (bentoml 1.4.40
-json.loads() a binary part it does not know, raising UnicodeDecodeError), and it reads
-uploads of any size. This middleware buffers the body up to the limit, checks the form
-the way the API documents it, and only then hands the untouched bytes to BentoML.
-Every rejection is a JSON body of the InputError shape.
+Per request on a guarded route (``ROUTES``: one small ``FormSpec`` per path, so a new
+endpoint is a new entry, not new code):
+
+1. Uploads in progress are counted apart from requests being processed: at most
+   ``max_uploads`` bodies arrive at once (503 ``overloaded`` above), and each must arrive
+   within ``timeout_s`` and at an average of at least ``min_bytes_per_s`` after the first
+   ``grace_s`` seconds (408 ``incomplete_upload`` otherwise). A client that trickles its
+   body therefore holds an upload place for seconds, never a processing slot.
+2. The body (at most ``max_bytes``, 413 above) is parsed in memory and checked against
+   the route's FormSpec (400 with a precise code).
+3. Only then is a processing slot taken (``max_processing``; 503 ``overloaded`` when all
+   are busy) and the untouched body handed to BentoML. BentoML's own ``max_concurrency``
+   is not used: it counts a request from its first header, uploads included.
+
+Every rejection is a JSON body of the InputError shape. Uploaded bytes stay in memory:
+``keep_uploads_in_memory`` stops starlette from spooling large parts to temporary files,
+and ``UploadedBytes`` (the handler's parameter type) hands a part to the handler as bytes,
+instead of BentoML's default for ``Path`` parameters (a copy in a temporary file).
 """
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Annotated, Mapping
+
+import anyio
+from pydantic import WrapValidator
 from starlette.datastructures import Headers, UploadFile
-from starlette.requests import Request
+from starlette.formparsers import MultiPartParser
 from starlette.responses import JSONResponse
 
 from emotionlib.errors import InputError
 from emotionlib.metrics import metrics
 
-FILE_FIELD = "image"
-BOOL_FIELDS = {"detect"}
 BOOL_VALUES = {"true": True, "1": True, "yes": True, "on": True,
                "false": False, "0": False, "no": False, "off": False}
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    """The multipart fields one route accepts.
+
+    files: file field -> (fewest, most) parts; the first one is the main field, named in
+    the ``missing_field`` message. bools: text fields that must be a boolean spelling.
+    texts: other text fields, passed through for the handler to validate.
+    """
+    files: Mapping[str, tuple[int, int]]
+    bools: frozenset[str] = frozenset()
+    texts: frozenset[str] = frozenset()
+
+    @property
+    def main(self) -> str:
+        return next(iter(self.files))
+
+    @property
+    def names(self) -> list[str]:
+        return [*self.files, *sorted(self.bools), *sorted(self.texts)]
+
+
+ROUTES: dict[str, FormSpec] = {
+    "/emotion": FormSpec(files={"image": (1, 1)}, bools=frozenset({"detect"})),
+}
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int = 10 * 1024 * 1024
+    timeout_s: float = 30.0
+    min_bytes_per_s: float = 16 * 1024
+    grace_s: float = 5.0
+    max_uploads: int = 64
+    max_processing: int = 32
+
+    @classmethod
+    def from_settings(cls, settings) -> "UploadLimits":
+        return cls(max_bytes=settings.max_upload_bytes, timeout_s=settings.upload_timeout_s,
+                   min_bytes_per_s=settings.upload_min_kib_s * 1024, grace_s=settings.upload_grace_s,
+                   max_uploads=settings.max_uploads, max_processing=settings.max_concurrency)
 
 
 def parse_bool(name: str, value: str) -> bool:
     try:
         return BOOL_VALUES[value.strip().lower()]
     except KeyError:
-        raise InputError(400, "invalid_field", f"field {name!r} must be true or false, got {value[:40]!r}") from None
+        raise InputError(400, "invalid_field", f"field {name!r} must be true or false "
+                         f"(also 1/0, yes/no, on/off), got {value[:40]!r}") from None
+
+
+class _InMemoryParser(MultiPartParser):
+    """starlette's multipart parser with file parts kept in memory (the body is bounded)."""
+    spool_max_size = 2**31
+
+
+def keep_uploads_in_memory(max_bytes: int) -> None:
+    """Make starlette (and so BentoML's form parsing) keep parts up to max_bytes in memory.
+
+    starlette spools file parts over 1 MiB to a temporary file; uploads are photos of
+    people, and the guard already bounds the body to max_bytes.
+    """
+    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_bytes + 1)
+
+
+def _read_in_memory(value, handler):
+    if isinstance(value, UploadFile):
+        value.file.seek(0)
+        return value.file.read()
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, PurePath):  # an in-process call with a file on disk
+        return Path(value).read_bytes()
+    return handler(value)
+
+
+# A file parameter of a BentoML API that arrives as bytes, never written to disk. It is
+# still declared as a Path, so BentoML documents and parses it as a multipart file field.
+UploadedBytes = Annotated[Path, WrapValidator(_read_in_memory)]
+
+
+def overloaded(what: str) -> InputError:
+    return InputError(503, "overloaded", f"the server is busy ({what}); retry in a moment")
 
 
 class UploadGuard:
-    def __init__(self, app, path: str = "/emotion", max_bytes: int = 10 * 1024 * 1024):
+    def __init__(self, app, routes: Mapping[str, FormSpec] | None = None, limits: UploadLimits = UploadLimits(),
+                 on_idle=None):
+        """on_idle: called when the last request in progress ends (e.g. to return memory)."""
         self.app = app
-        self.path = path
-        self.max_bytes = max_bytes
+        self.routes = dict(ROUTES if routes is None else routes)
+        self.limits = limits
+        self.on_idle = on_idle
+        self.uploading = 0
+        self.processing = 0
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"].rstrip("/") != self.path or scope["method"] != "POST":
+        spec = self.routes.get(scope["path"].rstrip("/") or "/") if scope["type"] == "http" else None
+        if spec is None or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         try:
-            body = await self._check(scope, receive)
+            if self.uploading >= self.limits.max_uploads:
+                raise overloaded(f"{self.uploading} uploads in progress")
+            self.uploading += 1
+            try:
+                body = await self._receive(scope, receive)
+            finally:
+                self.uploading -= 1
+            await check_form(scope, body, spec)
+            if self.processing >= self.limits.max_processing:
+                raise overloaded(f"{self.processing} requests in progress")
         except InputError as error:
-            metrics().rejected.labels(reason=error.code).inc()
-            response = JSONResponse(error.to_dict(), status_code=error.status)
-            if error.status == 413:
-                response.headers["Connection"] = "close"
-            return await response(scope, receive, send)
+            return await reject(error, scope, receive, send)
 
-        replayed = False
+        pending = [body]
+        del body  # handed over once; BentoML's parse then holds the only copy
 
         async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
+            if pending:
+                return {"type": "http.request", "body": pending.pop(), "more_body": False}
             return await receive()
 
-        return await self.app(scope, replay, send)
+        self.processing += 1
+        try:
+            return await self.app(normalized(scope), replay, send)
+        finally:
+            self.processing -= 1
+            if self.on_idle is not None and self.processing == 0 and self.uploading == 0:
+                self.on_idle()
 
     def _too_large(self, size: str) -> InputError:
-        mb = self.max_bytes / (1024 * 1024)
-        return InputError(413, "upload_too_large", f"the upload is {size}; the limit is {mb:g} MB")
+        mib = self.limits.max_bytes / (1024 * 1024)
+        return InputError(413, "upload_too_large", f"the upload is {size}; the limit is {mib:g} MiB")
 
-    async def _check(self, scope, receive) -> bytes:
+    async def _receive(self, scope, receive) -> bytes:
         headers = Headers(scope=scope)
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "multipart/form-data":
             raise InputError(415, "unsupported_media_type",
-                             f"send multipart/form-data with the photo in a file field named {FILE_FIELD!r} "
-                             f"(got Content-Type {media_type or 'none'!r})")
+                             "send multipart/form-data with the photo as a file field "
+                             f"(got Content-Type {media_type[:60] or 'none'!r})")
         declared = headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+        if declared and declared.isdigit() and int(declared) > self.limits.max_bytes:
             raise self._too_large(f"{int(declared):,} bytes")
+        limits, started = self.limits, time.monotonic()
         chunks, size = [], 0
         while True:
-            message = await receive()
+            # The average rate may not drop below the minimum once the grace time is over.
+            allowed = min(limits.timeout_s, limits.grace_s + size / limits.min_bytes_per_s)
+            wait = started + allowed - time.monotonic()
+            message = None
+            if wait > 0:
+                with anyio.move_on_after(wait):
+                    message = await receive()
+            if message is None:
+                raise InputError(408, "incomplete_upload",
+                                 f"the upload did not arrive in time: {size:,} bytes in {allowed:.0f} s "
+                                 f"(the body must arrive within {limits.timeout_s:g} s, at least "
+                                 f"{limits.min_bytes_per_s / 1024:g} KiB/s after the first {limits.grace_s:g} s)")
             if message["type"] == "http.disconnect":
-                raise InputError(400, "incomplete_upload", "the client disconnected during the upload")
+                raise InputError(408, "incomplete_upload", "the client disconnected during the upload")
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                raise self._too_large(f"over {self.max_bytes:,} bytes")
+            if size > limits.max_bytes:
+                raise self._too_large(f"over {limits.max_bytes:,} bytes")
             chunks.append(chunk)
             if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        await self._check_form(scope, body)
-        return body
+                return b"".join(chunks)
 
-    async def _check_form(self, scope, body: bytes) -> None:
-        sent = False
 
-        async def once():
-            nonlocal sent
-            if sent:
-                return {"type": "http.disconnect"}
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+async def reject(error: InputError, scope, receive, send, headers: Mapping[str, str] | None = None) -> None:
+    """Answer with the error's JSON shape and count it in emotion_rejected_requests_total."""
+    metrics().rejected.labels(reason=error.code).inc()
+    response = JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
+    if error.status in (408, 413):  # the rest of the body was not read
+        response.headers["Connection"] = "close"
+    if error.status == 503:
+        response.headers["Retry-After"] = "1"
+    await response(scope, receive, send)
 
-        request = Request(scope, once)
-        try:
-            form = await request.form(max_files=4, max_fields=16)
-        except Exception as exc:  # starlette raises MultiPartException / HTTPException / ValueError
-            detail = getattr(exc, "detail", None) or getattr(exc, "message", None) or str(exc)
-            raise InputError(400, "malformed_multipart", f"the multipart/form-data body cannot be parsed: {detail}") from None
-        try:
-            names = list(form.keys())
-            unknown = [name for name in names if name != FILE_FIELD and name not in BOOL_FIELDS]
-            if FILE_FIELD not in names:
-                hint = f" (got {unknown})" if unknown else ""
-                raise InputError(400, "missing_field",
-                                 f"missing field {FILE_FIELD!r}: send the photo as a file field named "
-                                 f"{FILE_FIELD!r}{hint}")
-            if unknown:
-                raise InputError(400, "unknown_field", f"unexpected form field(s) {unknown}; "
-                                 f"the API takes {FILE_FIELD!r} and optionally 'detect'")
-            images = form.getlist(FILE_FIELD)
-            if len(images) != 1:
-                raise InputError(400, "too_many_files", f"send exactly one {FILE_FIELD!r} file, got {len(images)}")
-            if not isinstance(images[0], UploadFile):
-                raise InputError(400, "not_a_file", f"field {FILE_FIELD!r} must be a file upload "
-                                 f"(curl: -F \"{FILE_FIELD}=@photo.jpg\")")
-            for name in BOOL_FIELDS & set(names):
-                values = form.getlist(name)
-                if len(values) != 1 or not isinstance(values[0], str):
-                    raise InputError(400, "invalid_field", f"field {name!r} must be given once, as text")
-                parse_bool(name, values[0])
-        finally:
-            await form.close()
+
+def normalized(scope):
+    """The scope with its Content-Type media type in lower case (media types are
+    case-insensitive; BentoML picks its parser by comparing the exact string)."""
+    headers = []
+    for name, value in scope["headers"]:
+        if name.lower() == b"content-type":
+            media, sep, params = value.partition(b";")
+            value = media.strip().lower() + sep + params
+        headers.append((name, value))
+    return {**scope, "headers": headers}
+
+
+async def check_form(scope, body: bytes, spec: FormSpec) -> None:
+    """Parse the multipart body in memory and check it against the route's FormSpec."""
+    async def stream():
+        yield body
+
+    parser = _InMemoryParser(Headers(scope=normalized(scope)), stream(), max_files=16, max_fields=16,
+                             max_part_size=64 * 1024)
+    try:
+        form = await parser.parse()
+    except Exception as exc:  # noqa: BLE001 - starlette raises MultiPartException, ValueError, KeyError ...
+        detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        raise InputError(400, "malformed_multipart",
+                         f"the multipart/form-data body cannot be parsed: {detail[:200]}") from None
+    try:
+        _check_fields(form, spec)
+    finally:
+        await form.close()
+
+
+def _check_fields(form, spec: FormSpec) -> None:
+    names = list(dict.fromkeys(form.keys()))
+    unknown = [name for name in names if name not in spec.names]
+    if spec.main not in names:
+        hint = f" (got {unknown})" if unknown else ""
+        raise InputError(400, "missing_field", f"missing field {spec.main!r}: send the photo as a file field "
+                         f"named {spec.main!r}{hint}")
+    if unknown:
+        raise InputError(400, "unknown_field", f"unexpected form field(s) {unknown}; this endpoint takes "
+                         f"{spec.names}")
+    for name, (fewest, most) in spec.files.items():
+        parts = form.getlist(name)
+        if not fewest <= len(parts) <= most:
+            count = f"exactly {most}" if fewest == most else f"{fewest} to {most}"
+            raise InputError(400, "too_many_files", f"send {count} {name!r} file(s), got {len(parts)}")
+        if any(not isinstance(part, UploadFile) for part in parts):
+            raise InputError(400, "not_a_file", f"field {name!r} must be a file upload "
+                             f"(curl: -F \"{name}=@photo.jpg\")")
+    for name in (spec.bools | spec.texts) & set(names):
+        values = form.getlist(name)
+        if len(values) != 1 or not isinstance(values[0], str):
+            raise InputError(400, "invalid_field", f"field {name!r} must be given once, as text")
+        if name in spec.bools:
+            parse_bool(name, values[0])

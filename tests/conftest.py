@@ -102,3 +102,46 @@ def post_image(client, data: bytes, filename: str = "photo.jpg", content_type: s
 def gray_face_array(size: int = 48, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, (size, size), dtype=np.uint8)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (tests never take 9000: `make serve` may be running)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Served:
+    """`bentoml serve .` in a subprocess on a free port, with extra environment variables."""
+
+    def __init__(self, home, log_path, env: dict | None = None):
+        import subprocess
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(log_path)
+        full_env = {**os.environ, "BENTOML_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+        bentoml = Path(sys.executable).with_name("bentoml")
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen([str(bentoml), "serve", ".", "--port", str(self.port)], cwd=ROOT,
+                                            env=full_env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def wait_ready(self, seconds: float = 180) -> None:
+        if not wait_ready(self.url, seconds, alive=lambda: self.process.poll() is None):
+            self.stop()
+            pytest.fail(f"bentoml serve did not get ready:\n{self.log_path.read_text()[-4000:]}")
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)

@@ -1,10 +1,8 @@
-"""One real end-to-end run: `bentoml serve` on port 9000 in a subprocess, real HTTP."""
+"""One real end-to-end run: `bentoml serve` on a free port in a subprocess, real HTTP."""
 from __future__ import annotations
 
 import io
 import os
-import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,68 +10,47 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import FIXTURES, ROOT, wait_ready
-
-PORT = 9000
-URL = f"http://127.0.0.1:{PORT}"
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def start(home, log_path):
-    env = {**os.environ, "BENTOML_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    bentoml = Path(sys.executable).with_name("bentoml")
-    log = open(log_path, "wb")
-    return subprocess.Popen([str(bentoml), "serve", ".", "--port", str(PORT)], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process):
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+from conftest import FIXTURES, ROOT, Served, free_port
 
 
 @pytest.fixture(scope="module")
-def server(bundled_model_store, tmp_path_factory):
-    if not port_is_free(PORT):
-        pytest.fail(f"port {PORT} is busy: stop whatever listens there to run the end-to-end test")
-    log_path = tmp_path_factory.mktemp("serve") / "serve.log"
-    process = start(bundled_model_store, log_path)
-    if not wait_ready(URL, 180, alive=lambda: process.poll() is None):
-        stop(process)
-        pytest.fail(f"bentoml serve did not get ready:\n{log_path.read_text()[-4000:]}")
-    yield process
-    stop(process)
+def served(bundled_model_store, tmp_path_factory):
+    server = Served(bundled_model_store, tmp_path_factory.mktemp("serve") / "serve.log")
+    server.wait_ready()
+    yield server
+    server.stop()
 
 
-def test_python_client_one_face(server):
+@pytest.fixture(scope="module")
+def server(served):
+    return served.process
+
+
+@pytest.fixture(scope="module")
+def url(served):
+    return served.url
+
+
+def test_python_client_one_face(server, url):
     import bentoml
 
-    with bentoml.SyncHTTPClient(URL) as client:
+    with bentoml.SyncHTTPClient(url) as client:
         faces = client.emotion(image=FIXTURES / "obama.jpg")
     assert len(faces) == 1
     assert faces[0]["emotion"] == "happy"
 
 
-def test_two_faces_left_to_right(server, pair):
+def test_two_faces_left_to_right(server, url, pair):
     buffer = io.BytesIO()
     pair.save(buffer, "JPEG", quality=92)
-    response = httpx.post(f"{URL}/emotion", files={"image": ("pair.jpg", buffer.getvalue(), "image/jpeg")},
+    response = httpx.post(f"{url}/emotion", files={"image": ("pair.jpg", buffer.getvalue(), "image/jpeg")},
                           timeout=60)
     faces = response.json()
     assert response.status_code == 200 and len(faces) == 2
     assert faces[0]["bounding_box"][0] + faces[0]["bounding_box"][2] <= faces[1]["bounding_box"][0]
 
 
-def test_bad_inputs_get_4xx_and_the_server_keeps_serving(server):
+def test_bad_inputs_get_4xx_and_the_server_keeps_serving(server, url):
     jpeg = (FIXTURES / "biden.jpg").read_bytes()
     cases = [
         {"files": {"picture": ("x.jpg", jpeg, "image/jpeg")}},
@@ -82,27 +59,38 @@ def test_bad_inputs_get_4xx_and_the_server_keeps_serving(server):
         {"json": {"image": "x"}},
     ]
     for case in cases:
-        response = httpx.post(f"{URL}/emotion", timeout=60, **case)
+        response = httpx.post(f"{url}/emotion", timeout=60, **case)
         assert 400 <= response.status_code < 500, response.text
         assert "error" in response.json()
-    response = httpx.post(f"{URL}/emotion", files={"image": ("b.jpg", jpeg, "image/jpeg")}, timeout=60)
+    response = httpx.post(f"{url}/emotion", files={"image": ("b.jpg", jpeg, "image/jpeg")}, timeout=60)
     assert response.status_code == 200 and len(response.json()) == 1
     assert server.poll() is None
 
 
-def test_metrics(server):
-    httpx.post(f"{URL}/emotion", files={"image": ("o.jpg", (FIXTURES / "obama.jpg").read_bytes(), "image/jpeg")},
+def test_metrics(server, url):
+    httpx.post(f"{url}/emotion", files={"image": ("o.jpg", (FIXTURES / "obama.jpg").read_bytes(), "image/jpeg")},
                timeout=60)
-    text = httpx.get(f"{URL}/metrics", timeout=10).text
+    text = httpx.get(f"{url}/metrics", timeout=10).text
     for name in ("emotion_faces_per_request", "emotion_detection_seconds", "emotion_model_batch_size",
-                 "emotion_inference_seconds", "emotion_rejected_requests"):
+                 "emotion_inference_seconds", "emotion_rejected_requests_total"):
         assert name in text, name
 
 
-def test_no_model_fails_at_once(tmp_path):
-    env = {**os.environ, "BENTOML_HOME": str(tmp_path), "TF_CPP_MIN_LOG_LEVEL": "3"}
+def start_and_fail(home, extra_env: dict) -> str:
+    """Run `bentoml serve` expecting it to stop by itself; its output."""
+    env = {**os.environ, "BENTOML_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", **extra_env}
     bentoml = Path(sys.executable).with_name("bentoml")
-    result = subprocess.run([str(bentoml), "serve", ".", "--port", "9011"], cwd=ROOT, env=env,
+    result = subprocess.run([str(bentoml), "serve", ".", "--port", str(free_port())], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode != 0
-    assert "import_model.py" in result.stdout + result.stderr
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name, value", [("EMOTION_MAX_BATCH_SIZE", "0"), ("EMOTION_UPLOAD_TIMEOUT_S", "soon")])
+def test_bad_setting_stops_the_start_naming_it(bundled_model_store, name, value):
+    output = start_and_fail(bundled_model_store, {name: value})
+    assert f"{name}={value!r} is not accepted: expected" in output
+
+
+def test_no_model_fails_at_once(tmp_path):
+    assert "import_model.py" in start_and_fail(tmp_path, {})

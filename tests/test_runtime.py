@@ -118,7 +118,7 @@ def test_served_classifier_matches_keras_on_uint8_faces(bundled_model_store):
 
 def test_serving_requirements_have_no_tensorflow():
     """The service runs the ONNX graph: the Bento's requirements must not pull TensorFlow in."""
-    lines = [ln.split("#")[0].strip().lower() for ln in (ROOT / "requirements-serve.txt").read_text().splitlines()]
+    lines = [ln.split("#")[0].strip().lower() for ln in (ROOT / "requirements" / "serve.txt").read_text().splitlines()]
     names = {ln.split("==")[0].split(">")[0].split("<")[0] for ln in lines if ln}
     assert "onnxruntime" in names
     assert not names & {"tensorflow", "tensorflow-cpu", "keras", "tf-keras"}

@@ -1,0 +1,40 @@
+"""Optional access control: with an API key set, every request but the probes and the
+metrics needs ``Authorization: Bearer <key>`` (401 in the JSON error shape otherwise).
+
+The key is compared in constant time (hmac.compare_digest), so the answer time tells
+nothing about how much of a guessed key was right.
+"""
+from __future__ import annotations
+
+import hmac
+
+from emotionlib.errors import InputError
+from emotionlib.upload import reject
+
+# Kubernetes probes and Prometheus scraping work without the key.
+OPEN_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics"})
+
+
+def bearer_token(scope) -> bytes | None:
+    for name, value in scope.get("headers", []):
+        if name.lower() == b"authorization":
+            scheme, _, token = value.strip().partition(b" ")
+            if scheme.lower() == b"bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+class ApiKeyGuard:
+    def __init__(self, app, api_key: str | None = None):
+        self.app = app
+        self.key = api_key.encode() if api_key else None
+
+    async def __call__(self, scope, receive, send):
+        if self.key is None or scope["type"] != "http" or scope["path"].rstrip("/") in OPEN_PATHS:
+            return await self.app(scope, receive, send)
+        token = bearer_token(scope)
+        if token is not None and hmac.compare_digest(token, self.key):
+            return await self.app(scope, receive, send)
+        error = InputError(401, "unauthorized", "this server needs an API key: send the header "
+                           "'Authorization: Bearer <key>'" if token is None else "the API key is not valid")
+        return await reject(error, scope, receive, send, {"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,63 @@
+"""Make the serving processes give memory back to the system after bursts.
+
+glibc's malloc keeps freed memory for reuse: its mmap threshold grows with the largest
+block freed (up to 32 MiB on 64-bit), so after a few multi-megabyte uploads and decoded
+images every later buffer of that size comes from the heap arenas, and one arena per
+thread (the decode threads) keeps its high-water mark. Measured with
+benchmarks/memory_burst.py (README, "Benchmarks"): the API worker stayed at ~1.7 GiB after
+a burst of 8 MB photos with the defaults.
+
+``tune_allocator`` fixes the mmap threshold (blocks of 256 KiB and more are mapped and
+unmapped on free, so upload buffers and images return to the system at once) and caps the
+number of arenas; ``release_free_memory`` asks malloc to return what it still holds
+(malloc_trim), called shortly after a worker becomes idle. Both do nothing without glibc.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import gc
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+M_ARENA_MAX = -8
+MMAP_THRESHOLD = 256 * 1024
+ARENAS = 2
+
+
+@functools.cache
+def _libc():
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name)
+        libc.mallopt, libc.malloc_trim  # glibc only
+    except (OSError, AttributeError, TypeError):
+        return None
+    return libc
+
+
+def tune_allocator() -> bool:
+    """Fixed mmap threshold and few arenas in this process; False when not on glibc."""
+    libc = _libc()
+    if libc is None:
+        return False
+    return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_ARENA_MAX, ARENAS))
+
+
+def release_free_memory() -> None:
+    """Collect reference cycles (a request cancelled by the timeout leaves its frames, and
+    so its upload and image, in a cycle with the exception: the cyclic GC, driven by object
+    counts, may not run for a long time after a few big buffers), then malloc_trim."""
+    gc.collect()
+    libc = _libc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
+def release_free_memory_soon(delay_s: float = 1.0) -> None:
+    """release_free_memory after delay_s, from the running event loop: decode threads of
+    requests that ended by timeout may still be finishing when the worker turns idle."""
+    import asyncio
+
+    asyncio.get_running_loop().call_later(delay_s, release_free_memory)

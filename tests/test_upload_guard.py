@@ -1,0 +1,118 @@
+"""UploadGuard and ApiKeyGuard as ASGI middleware around a small app (no model needed)."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from emotionlib.access import ApiKeyGuard
+from emotionlib.upload import FormSpec, UploadGuard, UploadLimits, check_form, keep_uploads_in_memory
+
+ROUTES = {"/emotion": FormSpec(files={"image": (1, 1)}, bools=frozenset({"detect"})),
+          "/emotion/batch": FormSpec(files={"images": (1, 3)}, texts=frozenset({"boxes"}))}
+
+
+def app_with(limits=UploadLimits(), gate: asyncio.Event | None = None, api_key=None, on_idle=None):
+    async def handler(request: Request):
+        form = await request.form()
+        if gate is not None:
+            await gate.wait()
+        return JSONResponse({"fields": sorted(form.keys())})
+
+    app = Starlette(routes=[Route("/emotion", handler, methods=["POST"]),
+                            Route("/emotion/batch", handler, methods=["POST"])])
+    return ApiKeyGuard(UploadGuard(app, ROUTES, limits, on_idle), api_key=api_key)
+
+
+def files(name="image", count=1):
+    return [(name, (f"{i}.jpg", b"\xff\xd8data", "image/jpeg")) for i in range(count)]
+
+
+def test_routes_are_data():
+    with TestClient(app_with()) as client:
+        assert client.post("/emotion/batch", files=files("images", 3)).json() == {"fields": ["images"]}
+        body = client.post("/emotion/batch", files=files("images", 4)).json()
+        assert body["code"] == "too_many_files"
+        body = client.post("/emotion/batch", files=files("image")).json()
+        assert body["code"] == "missing_field" and "'images'" in body["error"]
+        assert client.post("/emotion", files=files(), data={"detect": "off"}).status_code == 200
+        assert client.post("/emotion", files=files(), data={"boxes": "[]"}).json()["code"] == "unknown_field"
+
+
+def test_busy_processing_slots_answer_503_with_retry_after():
+    async def scenario():
+        gate = asyncio.Event()
+        import httpx
+
+        app = app_with(UploadLimits(max_processing=1), gate)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            first = asyncio.create_task(client.post("/emotion", files=files()))
+            await asyncio.sleep(0.2)
+            second = await client.post("/emotion", files=files())
+            gate.set()
+            return await first, second
+
+    first, second = asyncio.run(scenario())
+    assert first.status_code == 200
+    assert second.status_code == 503 and second.headers["retry-after"] == "1"
+    assert second.json()["code"] == "overloaded" and second.json()["status"] == 503
+
+
+def test_api_key_in_constant_time_compare_and_open_probes():
+    with TestClient(app_with(api_key="k" * 20)) as client:
+        assert client.post("/emotion", files=files()).json()["code"] == "unauthorized"
+        assert client.post("/emotion", files=files(), headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert client.post("/emotion", files=files(), headers={"Authorization": "Bearer " + "k" * 20}).status_code == 200
+        assert client.get("/livez").status_code == 404  # open (not refused with 401): the app has no such route
+
+
+@pytest.mark.parametrize("size", [3 * 1024 * 1024])
+def test_large_parts_stay_in_memory(size):
+    keep_uploads_in_memory(10 * 1024 * 1024)
+    boundary = "b"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.jpg\"\r\n\r\n".encode()
+            + b"\xff" * size + f"\r\n--{boundary}--\r\n".encode())
+    scope = {"type": "http", "method": "POST", "path": "/emotion",
+             "headers": [(b"content-type", f"multipart/form-data; boundary={boundary}".encode())]}
+
+    async def parse():
+        sent = False
+
+        async def receive():
+            nonlocal sent
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        form = await Request(scope, receive).form()
+        upload = form["image"]
+        rolled = upload.file._rolled  # SpooledTemporaryFile: True once written to a temporary file
+        await form.close()
+        await check_form(scope, body, ROUTES["/emotion"])
+        return rolled
+
+    assert asyncio.run(parse()) is False
+
+
+def test_idle_hook_runs_when_the_last_request_ends():
+    calls = []
+    with TestClient(app_with(on_idle=lambda: calls.append(1))) as client:
+        client.post("/emotion", files=files())
+        client.post("/emotion", files=files())
+    assert calls == [1, 1]
+
+
+def test_allocator_tuning_on_glibc():
+    import platform
+
+    from emotionlib.memory import release_free_memory, tune_allocator
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt/malloc_trim are glibc's")
+    assert tune_allocator() is True
+    release_free_memory()
