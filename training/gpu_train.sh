@@ -8,6 +8,9 @@
 #     pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux2014_x86_64 \
 #       -d .whl keras==3.15.1 namex==0.1.0 optree==0.20.0
+# The device tool carries at most 64 MiB: the pack (49 MiB) plus the tracked files. If the tracked
+# models/ make it too large, untrack the big model file for the call (git rm --cached it, with
+# its path in .git/info/exclude) and `git reset` it afterwards.
 # Usage: OUT=folder BUDGET=seconds training/gpu_train.sh [extra training.gpu_train options]
 # On a CPU, for a test: PYTHON=.venv-torch/bin/python BUDGET=150 training/gpu_train.sh --tiny --teachers 2
 set -uo pipefail

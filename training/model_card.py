@@ -116,7 +116,133 @@ Per class as the API reports it (6 classes):
 {LIMITS}"""
 
 
+def plot_gpu_history(history: list[dict], path: Path) -> None:
+    """PublicTest accuracy (centre crop + mirror) and learning rate per epoch of a GPU run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [h["val_acc_center_flip"] for h in history], label="PublicTest accuracy (centre + mirror)")
+    ax2.plot(epochs, [h["lr"] for h in history], label="learning rate")
+    for ax in (ax1, ax2):
+        ax.set_xlabel("epoch")
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def render_gpu(run: Path, name: str, model: Path, hardware: str, extra: str) -> str:
+    """The card of a model trained by training/gpu_train.py (numbers from its summary.json,
+    the export's JSON and evaluation.json, and the candidates table)."""
+    summary = json.loads((run / "summary.json").read_text())
+    entry = next(r for r in summary["teachers"] + summary.get("students", []) if r["name"] == name)
+    spec = entry["spec"]
+    info = json.loads(model.with_suffix(".json").read_text())
+    report = json.loads((model.parent / "evaluation.json").read_text())
+    acc = info["accuracy"]
+    plot_gpu_history(entry["history"], model.parent / "training_curves.png")
+    table = (model.parent / "candidates.md").read_text() if (model.parent / "candidates.md").exists() else ""
+    return f"""# Model card: emotion_classifier (bundled default)
+
+`models/emotion_classifier.keras` ({model.stat().st_size / 2**20:.1f} MB, {info['parameters']:,} parameters),
+registered by `python import_model.py` with `models/emotion_classifier.json` as its metadata
+(and converted there to the ONNX graph the service runs).
+
+## Results
+
+| split | images | 7-class accuracy | 6-class accuracy (disgust folded into angry) |
+|---|---:|---:|---:|
+| FER2013 PublicTest (`val/`) | {acc['samples']} | **{acc['accuracy_7']:.2%}** | {acc['accuracy_6']:.2%} |
+
+The PrivateTest split was not available to training; it is the project's held-out test set.
+PublicTest was used for model selection (the best epoch of the last 40% of the run, and the
+choice between candidates), so its number is slightly optimistic. Reproduce:
+
+```bash
+python -m training.evaluate models/emotion_classifier.keras ../shared/data/fer2013 --split val
+```
+
+All candidates, on PublicTest and on the whole pipeline with real photos
+(`python -m training.evaluate --table ... --dev ../shared/data/real_photos_dev`; cost = the
+served ONNX graph on this machine's CPU, all cores):
+
+{table}
+Per class, 7-class (PublicTest):
+
+{per_class_table(report, 'per_class_7')}
+
+Per class as the API reports it (6 classes):
+
+{per_class_table(report, 'per_class_6')}
+
+![confusion matrix](confusion_matrix.png)
+
+![training curves](training_curves.png)
+
+## Model
+
+- Architecture `vggnet` at width {spec['width']} (training/models.py): four blocks of two 3x3
+  convolutions ({spec['width']}, {spec['width'] * 2}, {spec['width'] * 4}, {spec['width'] * 8} filters) with batch norm,
+  ReLU, 2x2 max pooling and dropout 0.25; a {spec['head']}-unit dense layer with batch norm and
+  dropout 0.5; softmax over FER2013's 7 classes. The published FER2013 VGG nets' shape
+  (Khaireddin & Chen 2021; Pramerdorfer & Kampel 2016), trained from scratch.
+- Trained on 40x40 crops of the 48x48 faces; the saved model takes the 48x48 face
+  (`emotionlib.preprocess`, the function the service uses; pixels scaled to [0, 1]), crops its
+  centre 40x40 (`Cropping2D`) and averages the face and its mirror image
+  (TTA `{info['tta']}`, standard Keras layers).
+- Outputs, in order: {', '.join(info['labels'])}.
+
+## Data and recipe
+
+- FER2013 Training split (28,709 images) for training; PublicTest (3,589) for model selection.
+  Image-folder copy in `../shared/data/fer2013` (see its README for provenance); the shipped
+  weights were trained on Training alone (no refit on Training+PublicTest).
+- Augmentation on the GPU, one affine resampling per image (training/gpu_train.py): a random
+  40 px crop position, rotation +/-15 degrees, scale +/-15%, shift +/-8%, horizontal flip; random
+  erasing of one rectangle (2-25% of the area) with probability 0.5.
+- SGD with Nesterov momentum 0.9, batch {spec['batch']}, peak learning rate {spec['lr']}, weight decay
+  {spec['weight_decay']} on kernels, 3% warm-up then cosine decay to 0 over a wall-clock budget
+  of {spec['seconds']:.0f} s: {entry['epochs']} epochs, best epoch {entry['best_epoch']}; seed {spec['seed']}.
+- Ten-crop evaluation of the same weights: {entry['val_acc_ten_crop']:.2%}; centre crop + mirror
+  (as served): {entry['val_acc_center_flip']:.2%} (on the GPU, PyTorch backend; the exported model
+  gives the number above under TensorFlow).
+- Reproduce on a GPU machine (one command, details in its header):
+  `OUT=runs/gpu BUDGET=190 training/gpu_train.sh --teachers 1 --teacher-share 1.0 --batch 1024 --lr 0.1 --student-widths ""`,
+  then `python -m training.export runs/gpu/{name}.weights.npz models/emotion_classifier.keras --tta flip --data ../shared/data/fer2013`.
+  The budget is wall-clock, so a slower GPU reaches fewer epochs.
+
+{extra}
+
+## Hardware and time
+
+{hardware}
+
+## Known limits
+
+{LIMITS}"""
+
+
 def main(argv=None) -> None:
+    import sys
+
+    argv = sys.argv[1:] if argv is None else argv
+    if "--gpu-run" in argv:
+        p = argparse.ArgumentParser(description="Model card of a training/gpu_train.py model.")
+        p.add_argument("--gpu-run", type=Path, required=True, help="the gpu_train output folder")
+        p.add_argument("--name", required=True, help="the model's name in its summary.json")
+        p.add_argument("--model", type=Path, required=True, help="the exported model (.keras) with its .json")
+        p.add_argument("--hardware", required=True, help="what it was trained on, and how long")
+        p.add_argument("--extra", default="", help="markdown added after the recipe (e.g. the GPU runs tried)")
+        args = p.parse_args(argv)
+        card = render_gpu(args.gpu_run, args.name, args.model, args.hardware, args.extra)
+        (args.model.parent / "MODEL_CARD.md").write_text(card)
+        print(f"wrote {args.model.parent / 'MODEL_CARD.md'}")
+        return
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", type=Path, required=True, help="the training run folder")
     p.add_argument("--model", type=Path, required=True, help="the exported model (.keras) with its .json")

@@ -111,6 +111,11 @@ def main(argv=None) -> None:
     p.add_argument("dev_dir", type=Path, help="real-photo folder with labels.csv and images/")
     p.add_argument("--detectors", default=",".join(DETECTORS), help="comma-separated detectors")
     p.add_argument("--framing-study", action="store_true", help="score a grid of crop framings")
+    p.add_argument("--scales", type=lambda v: [float(x) for x in v.split(",")], default=list(SCALES),
+                   help="framing study: crop sides as multiples of the box")
+    p.add_argument("--shifts", type=lambda v: [float(x) for x in v.split(",")], default=list(SHIFTS),
+                   help="framing study: vertical shifts of the crop centre (fraction of the box height)")
+    p.add_argument("--no-align", action="store_true", help="framing study: skip eye levelling")
     p.add_argument("--limit", type=int, help="only the first N photos (smoke runs)")
     p.add_argument("--out", type=Path, help="write the results as JSON here")
     args = p.parse_args(argv)
@@ -120,8 +125,8 @@ def main(argv=None) -> None:
     results = []
     for detector in args.detectors.split(","):
         if args.framing_study:
-            aligns = (False, True) if detector == "yunet" else (False,)
-            framings = [IDENTITY] + [Framing(s, d, a) for s in SCALES for d in SHIFTS for a in aligns]
+            aligns = (False, True) if detector == "yunet" and not args.no_align else (False,)
+            framings = [IDENTITY] + [Framing(s, d, a) for s in args.scales for d in args.shifts for a in aligns]
         else:
             framings = [FRAMINGS[detector]]
         results.extend(evaluate(model, meta, args.dev_dir, detector, framings, args.limit))
