@@ -224,7 +224,8 @@ def write_table(rows: list[dict], out: Path) -> str:
         for detector in ("haar", "yunet"):
             d = r.get(f"real_{detector}")
             if d:
-                cells = " | ".join(f"{d['per_class_recall'].get(e, float('nan')):.0%}" for e in EMOTIONS)
+                recall = d["per_class_recall"]
+                cells = " | ".join(f"{recall[e]:.0%}" if e in recall else "-" for e in EMOTIONS)
                 per_class.append(f"| `{Path(r['model']).name}` | {detector} | {cells} |")
     text = "\n".join(lines + per_class) + "\n"
     out.parent.mkdir(parents=True, exist_ok=True)
