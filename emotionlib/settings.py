@@ -47,7 +47,7 @@ class Settings:
     # model worker
     model_tag: str = "emotion_classifier:latest"
     max_batch_size: int = 64
-    max_latency_ms: int = 2000
+    max_latency_ms: int = 8000
     model_threads: int = 0
     model_timeout_s: float = 10.0
     log_level: str = "INFO"
