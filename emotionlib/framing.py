@@ -50,20 +50,28 @@ def eye_angle(landmarks) -> float:
     return math.degrees(math.atan2(y1 - y0, x1 - x0))
 
 
+def framed_box(box: Box, framing: Framing) -> Box:
+    """The square region (possibly reaching outside the image) that ``framing`` crops for ``box``."""
+    cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0 + framing.dy * box.h
+    side = max(1, int(round(framing.scale * max(box.w, box.h))))
+    return Box(int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side, side)
+
+
 def crop_with(image: np.ndarray, box: Box, framing: Framing, landmarks=None) -> np.ndarray:
     """The square crop ``framing`` makes of ``box``; outside the image, edges are replicated."""
     if framing == IDENTITY:
         return image[box.y:box.y + box.h, box.x:box.x + box.w]
-    cx = box.x + box.w / 2.0
-    cy = box.y + box.h / 2.0 + framing.dy * box.h
-    side = max(1, int(round(framing.scale * max(box.w, box.h))))
     if framing.align and landmarks is not None:
+        cx = box.x + box.w / 2.0
+        cy = box.y + box.h / 2.0 + framing.dy * box.h
+        side = max(1, int(round(framing.scale * max(box.w, box.h))))
         matrix = cv2.getRotationMatrix2D((cx, cy), eye_angle(landmarks), 1.0)
         matrix[:, 2] += (side / 2.0 - cx, side / 2.0 - cy)
         return cv2.warpAffine(image, matrix, (side, side), flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
-    x0, y0 = int(round(cx - side / 2.0)), int(round(cy - side / 2.0))
-    x1, y1 = x0 + side, y0 + side
+    region = framed_box(box, framing)
+    x0, y0 = region.x, region.y
+    x1, y1 = x0 + region.w, y0 + region.h
     height, width = image.shape[:2]
     inner = image[max(0, y0):min(height, y1), max(0, x0):min(width, x1)]
     pad = ((max(0, -y0), max(0, y1 - height)), (max(0, -x0), max(0, x1 - width)))

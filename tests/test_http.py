@@ -55,9 +55,14 @@ def test_detect_false_classifies_the_whole_image(client, face_crop):
 
 
 def test_detect_false_matches_the_detected_face(client, obama, face_crop):
-    """The same pixels give the same scores, whether found by the detector or sent cropped."""
+    """The same pixels give the same scores, whether found by the detector or sent cropped
+    (as the detector's face is framed: emotionlib.framing)."""
+    from emotionlib.detect import Box
+    from emotionlib.framing import FRAMINGS, framed_box
+
     detected = post_image(client, encode(obama, "PNG"), "o.png", "image/png").json()[0]
-    x, y, w, h = detected["bounding_box"]
+    x, y, w, h = framed_box(Box(*detected["bounding_box"]), FRAMINGS["haar"]).as_list()
+    assert x >= 0 and y >= 0 and x + w <= obama.width and y + h <= obama.height
     cropped = post_image(client, encode(obama.crop((x, y, x + w, y + h)), "PNG"), "c.png", "image/png",
                          detect="false").json()[0]
     assert cropped["scores"] == pytest.approx(detected["scores"], abs=2e-4)
