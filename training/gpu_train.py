@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import subprocess
 import sys
 import time
@@ -142,8 +141,8 @@ def param_groups(model, weight_decay: float):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def predict_logits(torch, model, views, batch: int = 1024):
-    """Mean softmax over views (list of (N, crop, crop, 1) float tensors) -> (N, 7) probs."""
+def mean_probs(torch, model, views, batch: int = 1024):
+    """Mean softmax over views (list of (N, crop, crop, 1) float tensors) -> (N, 7) probabilities."""
     total = None
     with torch.no_grad(), autocast(torch):
         for view in views:
@@ -237,7 +236,7 @@ def train_one(spec: dict, data_dir: Path, work: Path, out: Path) -> dict:
             step += 1
         else:
             epoch += 1
-            probs = predict_logits(torch, model, val_views[4:5] + val_views[9:10])  # centre + mirror
+            probs = mean_probs(torch, model, val_views[4:5] + val_views[9:10])  # centre + mirror
             acc = float((probs.argmax(-1) == y_val).float().mean())
             history.append({"epoch": epoch, "seconds": round(time.time() - t0, 1), "val_acc_center_flip": round(acc, 4),
                             "lr": round(optimizer.param_groups[0]["lr"], 5)})
@@ -251,8 +250,8 @@ def train_one(spec: dict, data_dir: Path, work: Path, out: Path) -> dict:
     if best["acc"] < 0:  # budget too short to reach the selection window: keep the last weights
         model.save_weights(work / f"{spec['name']}.weights.h5")
     model.load_weights(work / f"{spec['name']}.weights.h5")
-    probs10 = predict_logits(torch, model, val_views)
-    probs2 = predict_logits(torch, model, val_views[4:5] + val_views[9:10])
+    probs10 = mean_probs(torch, model, val_views)
+    probs2 = mean_probs(torch, model, val_views[4:5] + val_views[9:10])
     result = {
         "name": spec["name"], "role": "student" if teachers else "teacher", "spec": spec,
         "epochs": epoch, "steps": step, "seconds": round(time.time() - started, 1),
@@ -306,7 +305,7 @@ def ensemble_soft_labels(teachers: list[dict], work: Path, out: Path) -> dict:
         for t in teachers:
             model = build(t["spec"])
             model.load_weights(work / f"{t['name']}.weights.h5")
-            total = total + predict_logits(torch, model, ten_crops(torch, x))
+            total = total + mean_probs(torch, model, ten_crops(torch, x))
         outputs[split] = (total / len(teachers)).cpu().numpy()
     acc = float((outputs["val"].argmax(-1) == data["y_val"]).mean())
     np.savez_compressed(out / "soft_labels.npz", train=outputs["train"].astype(np.float16),
