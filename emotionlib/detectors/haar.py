@@ -31,13 +31,13 @@ of concurrent requests run in parallel threads, OpenCV threads per worker are co
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from emotionlib.detect import Detection, downscale, keep_faces, scale_detections
+from emotionlib.memory import IdlePool
 from emotionlib.preprocess import to_gray
 
 CASCADE_FILE = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
@@ -65,18 +65,16 @@ class HaarParams:
                    max_faces=settings.max_faces)
 
 
-_local = threading.local()
-
-
-def _cascade() -> cv2.CascadeClassifier:
-    """One cascade per thread: CascadeClassifier is not documented as thread-safe."""
-    cascade = getattr(_local, "cascade", None)
-    if cascade is None:
-        cascade = cv2.CascadeClassifier(CASCADE_FILE)
-        if cascade.empty():
-            raise RuntimeError(f"cannot load the Haar cascade {CASCADE_FILE}")
-        _local.cascade = cascade
+def _load_cascade() -> cv2.CascadeClassifier:
+    cascade = cv2.CascadeClassifier(CASCADE_FILE)
+    if cascade.empty():
+        raise RuntimeError(f"cannot load the Haar cascade {CASCADE_FILE}")
     return cascade
+
+
+# One cascade per concurrent detection (CascadeClassifier is not documented as thread-safe),
+# each keeping buffers for the largest image it saw: pooled, and dropped when the worker idles.
+CASCADES = IdlePool(_load_cascade)
 
 
 class HaarDetector:
@@ -97,8 +95,9 @@ class HaarDetector:
         small, scale = downscale(gray, p.max_side)
         if min(small.shape[:2]) < p.min_size:
             return []
-        found, neighbours = _cascade().detectMultiScale2(
-            small, scaleFactor=p.scale_factor, minNeighbors=p.min_neighbors, minSize=(p.min_size, p.min_size))
+        with CASCADES.borrow() as cascade:
+            found, neighbours = cascade.detectMultiScale2(
+                small, scaleFactor=p.scale_factor, minNeighbors=p.min_neighbors, minSize=(p.min_size, p.min_size))
         if not len(found):
             return []
         counts = np.asarray(neighbours, dtype=np.float64).reshape(-1)

@@ -4,7 +4,6 @@ The model and its Apache-2.0 license are in detectors/models/ (see NOTICE there)
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import cv2
 import numpy as np
 
 from emotionlib.detect import Detection, downscale, keep_faces, scale_detections
+from emotionlib.memory import IdlePool
 
 MODEL_FILE = Path(__file__).resolve().parent / "models" / "face_detection_yunet_2023mar.onnx"
 
@@ -30,9 +30,6 @@ class YuNetParams:
         return cls(max_side=settings.detect_max_side, max_faces=settings.max_faces)
 
 
-_local = threading.local()
-
-
 class YuNetDetector:
     name = "yunet"
 
@@ -40,24 +37,22 @@ class YuNetDetector:
         if not MODEL_FILE.is_file():
             raise RuntimeError(f"the YuNet model is missing: {MODEL_FILE}")
         self.params = params
+        # One cv2.FaceDetectorYN per concurrent detection (it keeps per-call state and buffers
+        # sized to the input): pooled, and dropped when the worker idles.
+        self._nets = IdlePool(self._create)
 
-    def _net(self, size: tuple[int, int]):
-        """One cv2.FaceDetectorYN per thread (it keeps per-call state), resized per image."""
-        nets = _local.__dict__.setdefault("nets", {})
-        net = nets.get(self.params)
-        if net is None:
-            p = self.params
-            net = cv2.FaceDetectorYN.create(str(MODEL_FILE), "", size, p.score_threshold, p.nms_threshold, 5000)
-            nets[self.params] = net
-        net.setInputSize(size)
-        return net
+    def _create(self):
+        p = self.params
+        return cv2.FaceDetectorYN.create(str(MODEL_FILE), "", (320, 320), p.score_threshold, p.nms_threshold, 5000)
 
     def detect(self, image: np.ndarray, gray: np.ndarray | None = None) -> list[Detection]:
         """Faces in an RGB (or gray) uint8 image; ``gray`` is not needed by YuNet."""
         height, width = image.shape[:2]
         small, scale = downscale(image, self.params.max_side)
         bgr = cv2.cvtColor(small, cv2.COLOR_RGB2BGR if small.ndim == 3 else cv2.COLOR_GRAY2BGR)
-        _, faces = self._net((bgr.shape[1], bgr.shape[0])).detect(bgr)
+        with self._nets.borrow() as net:
+            net.setInputSize((bgr.shape[1], bgr.shape[0]))
+            _, faces = net.detect(bgr)
         if faces is None or not len(faces):
             return []
         faces = np.asarray(faces, dtype=np.float64)
