@@ -352,7 +352,7 @@ def orchestrate(args) -> None:
     remaining = deadline - time.time()
     teacher_seconds = remaining * args.teacher_share
     teacher_width = 8 if tiny else 64
-    teachers = [dict(common, name=f"teacher{k}", seed=100 + k, width=teacher_width,
+    teachers = [dict(common, name=f"teacher{k}", seed=args.seed + k, width=teacher_width,
                      head=32 if tiny else 512, seconds=max(10.0, teacher_seconds - 25))
                 for k in range(args.teachers)]
     summary = {"budget_s": args.budget, "teachers": [], "students": []}
@@ -402,6 +402,7 @@ def parse_args(argv=None):
                    help="widths of the students (first block's filters), comma-separated")
     p.add_argument("--temperature", type=float, default=4.0, help="distillation temperature")
     p.add_argument("--alpha", type=float, default=0.9, help="weight of the distillation loss")
+    p.add_argument("--seed", type=int, default=100, help="seed of the first teacher (the k-th gets seed + k)")
     p.add_argument("--tiny", action="store_true", help="a tiny, fast run (tests, CPU)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     return p.parse_args(argv)

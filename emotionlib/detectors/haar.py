@@ -22,6 +22,10 @@ thread, on a busy 2-core machine, so compare rows, not absolute ms):
     1.1 / 6 / 26         |  93% |  99% | 100% | 100% | 92.8%                 | 152
     yunet                | 100% | 100% | 100% | 100% | 100%                  |  31
 
+OpenCV's other frontal cascades, measured the same way (second session, relative to the kept
+row at 103 ms): alt2 1.1/6 70% at 32 px, 119 ms; alt2 1.1/4 85%, 118 ms; alt 1.1/6 69%,
+147 ms; alt 1.1/4 88%, 148 ms. Slower and weaker on small faces, so the default cascade stays.
+
 The 24 px windows at full resolution are most of the cost and are what finds 32 px faces.
 Shrinking the detection image so that the smallest face is a share of the image (1/13 ..
 1/10 of the shorter side) lost recall on the 32 px photos too (99% -> 98/96/78/47%). So the
