@@ -241,7 +241,7 @@ def mode_images(photo: Image.Image, rng: random.Random) -> list[tuple[str, bytes
     out.append(("png RGB 16-bit tRNS", png_image(size[0], size[1], 2, 16, rng,
                                                  before_idat=png_chunk(b"tRNS", bytes(6)))))
     out.append(("png palette tRNS", png_image(size[0], size[1], 3, 8, rng,
-                                              before_idat=png_chunk(b"tRNS", rng.randbytes(rng.randrange(1, 300))))))
+                                              before_idat=png_chunk(b"tRNS", rng.randbytes(rng.randrange(1, 257))))))
     return out
 
 

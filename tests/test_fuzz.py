@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.fuzzing import exif_block, mutate, random_exif, small_seeds, with_exif
+from benchmarks.fuzzing import bombs, exif_block, many_scans, mode_images, mutate, random_exif, small_seeds, with_exif
 from conftest import FIXTURES, encode
 from emotionlib.decode import decode_picture
 from emotionlib.errors import InputError
@@ -69,3 +69,36 @@ def test_exif_that_broke_exif_transpose(entries):
     data = with_exif(encode(image, "JPEG"), exif_block(entries, tail=bytes(16)), random.Random(0))
     picture = decode_picture(data)
     assert picture.rgb.shape[2] == 3 and picture.width * picture.height == 800
+
+
+def test_jpeg_with_thousands_of_scans_is_refused_before_decoding():
+    """The decoder passes over every block once per scan, and a repeated scan is 14 bytes:
+    3,000 of them in a 58 KB 2000x2000 JPEG took 12 s to decode (20,000 in a 6000x6000
+    one: minutes, so the sweep got a 504 and the thread kept a decoding slot)."""
+    data = many_scans(2000, 2000, 3000)
+    started = time.perf_counter()
+    with pytest.raises(InputError) as caught:
+        decode_picture(data, min_side=640)
+    assert caught.value.status == 400 and caught.value.code == "too_many_scans", caught.value.message
+    assert time.perf_counter() - started < 1.0
+    assert decode_picture(many_scans(64, 64, 20)).rgb.shape == (64, 64, 3)  # a few extra scans are fine
+
+
+def test_every_mode_decodes():
+    rng = random.Random(SEED + 2)
+    photo = Image.open(FIXTURES / "obama.jpg")
+    for _ in range(4):
+        for name, data in mode_images(photo, rng):
+            picture = decode_picture(data)
+            assert picture.rgb.dtype == np.uint8 and picture.rgb.shape[2] == 3, name
+
+
+def test_bombs_are_refused_or_decode_quickly():
+    for name, data in bombs():
+        started = time.perf_counter()
+        try:
+            picture = decode_picture(data, min_side=1280)
+            assert picture.rgb.shape[2] == 3
+        except InputError as error:
+            assert 400 <= error.status < 500, (name, error.message)
+        assert time.perf_counter() - started < 15, name
