@@ -231,11 +231,17 @@ def series(url: str) -> set[str]:
 
 
 def test_invented_paths_add_no_metrics_series(served):
+    """Also under /ui/, where the static files' mount matches any file name: 20 invented
+    file names there made 20 endpoint labels (found by benchmarks/hostile_sweep.py)."""
     httpx.get(f"{served.url}/first-unknown", headers=AUTH, timeout=10)
+    httpx.get(f"{served.url}/ui/first-unknown.js", headers=AUTH, timeout=10)
+    assert httpx.get(f"{served.url}/ui/ui.js", headers=AUTH, timeout=10).status_code == 200
     before = series(served.url)
     for _ in range(20):
         response = httpx.get(f"{served.url}/{uuid.uuid4().hex}", headers=AUTH, timeout=10)
         shaped(response, 404, "not_found")
+        shaped(httpx.get(f"{served.url}/ui/{uuid.uuid4().hex}.js", headers=AUTH, timeout=10), 404, "not_found")
+    assert httpx.get(f"{served.url}/ui/ui.js", headers=AUTH, timeout=10).status_code == 200
     after = series(served.url)
-    assert not any("/first-unknown" in name for name in after)
+    assert not any("first-unknown" in name for name in after)
     assert {name for name in after - before if "endpoint=" in name} == set()
