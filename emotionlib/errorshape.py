@@ -6,6 +6,7 @@ for its validation errors, a traceback page for a crash) and uvicorn (plain text
 a request it cannot parse). ``ErrorShape`` rewrites the ASGI answers; ``json_http_errors_in_uvicorn``
 does the same for uvicorn's own 400, which never reaches the application, and
 ``access_log_survives_any_header`` keeps BentoML's access log from dropping an answer.
+WebSocket handshakes (there is no WebSocket endpoint) get a 403 in the shape.
 """
 from __future__ import annotations
 
@@ -62,6 +63,8 @@ class ErrorShape:
         self.app = app
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            return await _refuse_websocket(scope, receive, send)
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         held: dict = {}
@@ -93,6 +96,19 @@ class ErrorShape:
                 return await _send_shaped(downstream, {"status": 503, "headers": []}, b"", scope, "not_ready")
             logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             await _send_shaped(downstream, {"status": 500, "headers": []}, b"", scope)
+
+
+async def _refuse_websocket(scope, receive, send) -> None:
+    """The API has no WebSocket endpoint. A handshake gets 403 in the JSON shape where the
+    server offers ASGI's denial response (uvicorn's own refusal is a 403 with no body)."""
+    message = await receive()
+    if message["type"] != "websocket.connect" or "websocket.http.response" not in scope.get("extensions", {}):
+        return await send({"type": "websocket.close", "code": 1008})
+    body = json.dumps(error_body(403, "this service has no WebSocket endpoints; the API is plain HTTP "
+                                      "(POST /emotion)")).encode()
+    await send({"type": "websocket.http.response.start", "status": 403,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 async def _send_shaped(send, start, body: bytes, scope, code: str | None = None) -> None:

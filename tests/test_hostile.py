@@ -160,6 +160,17 @@ def test_content_type_that_is_not_utf8_gets_an_answer(served, path, auth, status
     assert b"application/json" in answer and body_of(answer)["status"] == status
 
 
+@pytest.mark.parametrize("path", ["/emotion", "/nope"])
+def test_websocket_handshake_gets_the_json_shape(served, path):
+    """The service has no WebSocket endpoint; uvicorn answered a handshake 403 with an empty
+    body (found by benchmarks/hostile_sweep.py)."""
+    answer = raw(served.port, f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                 "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode())
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+    assert b"application/json" in answer and body_of(answer)["code"] == "forbidden"
+
+
 def multipart(fields: list[tuple[str, str | None, bytes]], boundary: str = "bnd") -> bytes:
     out = b""
     for name, filename, data in fields:
