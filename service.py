@@ -35,7 +35,7 @@ from emotionlib.access import ApiKeyGuard
 from emotionlib.batching import GreedyBatcher, QueueTimeout
 from emotionlib.detect import Detection, set_detect_threads
 from emotionlib.errors import InputError
-from emotionlib.errorshape import ErrorShape, json_http_errors_in_uvicorn
+from emotionlib.errorshape import ErrorShape, access_log_survives_any_header, json_http_errors_in_uvicorn
 from emotionlib.fields import check_inside, parse_boxes, parse_confidence
 from emotionlib.memory import release_free_memory_soon, tune_allocator
 from emotionlib.metrics import bound_path_labels, metrics
@@ -50,11 +50,13 @@ logger = logging.getLogger("emotion")
 logger.setLevel(SETTINGS.log_level)
 
 # Uploads stay in memory; unknown paths share one metrics label; uvicorn's own 400s are JSON;
-# freed memory goes back to the system (emotionlib/memory.py: measured).
+# BentoML's access log answers any header; freed memory goes back to the system
+# (emotionlib/memory.py: measured).
 tune_allocator()
 keep_uploads_in_memory(max(SETTINGS.max_upload_bytes, SETTINGS.max_batch_upload_bytes))
 bound_path_labels()
 json_http_errors_in_uvicorn()
+access_log_survives_any_header()
 
 EMOTION_MODEL = bentoml.models.BentoModel(SETTINGS.model_tag)
 

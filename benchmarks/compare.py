@@ -21,12 +21,8 @@ import asyncio
 import io
 import multiprocessing
 import os
-import platform
 import re
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -40,6 +36,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
+from serving import cpu_model, server_rss, service  # noqa: E402
+
 DEV_PHOTOS = ROOT.parent / "shared" / "data" / "real_photos_dev" / "images"
 LEVELS = (1, 4, 16)
 
@@ -136,64 +134,6 @@ def run_bound(photos, detector: str, processes: int) -> tuple[dict, dict]:
 
 # ---------- (c) the service over HTTP ----------
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_server(port: int, detector: str, log_path: Path):
-    env = {**os.environ, "EMOTION_DETECTOR": detector, "TF_CPP_MIN_LOG_LEVEL": "3", "BENTOML_DO_NOT_TRACK": "True"}
-    bentoml = Path(sys.executable).with_name("bentoml")
-    log = open(log_path, "wb")
-    return subprocess.Popen([str(bentoml), "serve", ".", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop_server(process) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
-
-
-def wait_ready(url: str, seconds: float, alive) -> bool:
-    import httpx
-
-    deadline = time.time() + seconds
-    while time.time() < deadline and alive():
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    return False
-
-
-def server_rss(port: int, pid: int | None = None) -> int:
-    """Resident memory of the server (the process `pid`, or the one listening on port) and
-    all its descendants, in bytes."""
-    import psutil
-
-    if pid is None:
-        for conn in psutil.net_connections("tcp"):
-            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
-                pid = conn.pid
-                root = psutil.Process(pid)
-                while root.parent() is not None and "bentoml" in " ".join(root.parent().cmdline()):
-                    root = root.parent()  # up to `bentoml serve`, so every worker is counted
-                pid = root.pid
-                break
-    if pid is None:
-        return 0
-    root = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-
-
 def batch_totals(url: str) -> tuple[float, float]:
     """(sum, count) of emotion_model_batch_size on /metrics."""
     import httpx
@@ -280,16 +220,6 @@ def model_cost(detector: str) -> str:
     return "model (ONNX Runtime, all cores): " + ", ".join(out) + f"; numpy float32 matmul: {gflops:.0f} GFLOP/s"
 
 
-def cpu_model() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=Path, default=DEV_PHOTOS, help="folder of JPEG/PNG photos")
@@ -311,29 +241,11 @@ def main() -> None:
     peer = None if args.skip_peer else run_peer(photos)
     single, bound = run_bound(photos, args.detector, args.processes)
 
-    process, url = None, args.url
-    if url is None:
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"compare-serve-{port}.log"
-        process = start_server(port, args.detector, log_path)
-        if not wait_ready(url, 300, alive=lambda: process.poll() is None):
-            stop_server(process)
-            raise SystemExit(f"bentoml serve did not get ready; see {log_path}")
-    import httpx
-
-    if httpx.URL(url).host not in ("127.0.0.1", "localhost", "::1"):
-        raise SystemExit("benchmark only loopback addresses")
-    port = httpx.URL(url).port or 80
-    try:
-        pid = process.pid if process is not None else None
+    with service(args.url, {"EMOTION_DETECTOR": args.detector}, "compare") as (url, port, pid, _):
         rss = [server_rss(port, pid)]
         for _ in range(args.repeat):
             rows = run_service(url, photos, args.seconds)
             rss.append(server_rss(port, pid))
-    finally:
-        if process is not None:
-            stop_server(process)
     top = rows[-1]
     print("mean model batch size: " + ", ".join(f"c={lvl}: {r['mean batch']:.1f}" for lvl, r in zip(LEVELS, rows)))
     print("server memory (MiB): before " + ", after each run ".join(f"{r / 2**20:.0f}" for r in rss))

@@ -4,7 +4,9 @@ Our own code raises InputError, already in that shape. The layers around it answ
 their own ways: starlette's router (404, 405 as plain text), BentoML (``{"error": ...}``
 for its validation errors, a traceback page for a crash) and uvicorn (plain text 400 for
 a request it cannot parse). ``ErrorShape`` rewrites the ASGI answers; ``json_http_errors_in_uvicorn``
-does the same for uvicorn's own 400, which never reaches the application.
+does the same for uvicorn's own 400, which never reaches the application, and
+``access_log_survives_any_header`` keeps BentoML's access log from dropping an answer.
+WebSocket handshakes (there is no WebSocket endpoint) get a 403 in the shape.
 """
 from __future__ import annotations
 
@@ -61,35 +63,52 @@ class ErrorShape:
         self.app = app
 
     async def __call__(self, scope, receive, send):
+        if scope["type"] == "websocket":
+            return await _refuse_websocket(scope, receive, send)
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         held: dict = {}
-        started = False
+        forwarded = False  # the answer's start went out: no other answer can be sent
+
+        async def downstream(message):
+            nonlocal forwarded
+            forwarded = forwarded or message["type"] == "http.response.start"
+            await send(message)
 
         async def shaped_send(message):
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-                if message["status"] >= 400:
-                    held["start"], held["body"] = message, b""
-                    return None
-            elif message["type"] == "http.response.body" and "start" in held:
+            if message["type"] == "http.response.start" and message["status"] >= 400:
+                held["start"], held["body"] = message, b""
+                return None
+            if message["type"] == "http.response.body" and "start" in held:
                 held["body"] += message.get("body", b"")
                 if message.get("more_body", False):
                     return None
-                return await _send_shaped(send, held["start"], held["body"], scope)
-            return await send(message)
+                return await _send_shaped(downstream, held["start"], held["body"], scope)
+            return await downstream(message)
 
         try:
             await self.app(scope, receive, shaped_send)
         except Exception as exc:
-            if started and "start" not in held:
+            if forwarded:
                 raise
             if scope["path"].rstrip("/") == "/readyz":  # BentoML's probe of a worker still starting
                 logger.warning("not ready: %s", type(exc).__name__)
-                return await _send_shaped(send, {"status": 503, "headers": []}, b"", scope, "not_ready")
+                return await _send_shaped(downstream, {"status": 503, "headers": []}, b"", scope, "not_ready")
             logger.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
-            await _send_shaped(send, {"status": 500, "headers": []}, b"", scope)
+            await _send_shaped(downstream, {"status": 500, "headers": []}, b"", scope)
+
+
+async def _refuse_websocket(scope, receive, send) -> None:
+    """The API has no WebSocket endpoint. A handshake gets 403 in the JSON shape where the
+    server offers ASGI's denial response (uvicorn's own refusal is a 403 with no body)."""
+    message = await receive()
+    if message["type"] != "websocket.connect" or "websocket.http.response" not in scope.get("extensions", {}):
+        return await send({"type": "websocket.close", "code": 1008})
+    body = json.dumps(error_body(403, "this service has no WebSocket endpoints; the API is plain HTTP "
+                                      "(POST /emotion)")).encode()
+    await send({"type": "websocket.http.response.start", "status": 403,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "websocket.http.response.body", "body": body})
 
 
 async def _send_shaped(send, start, body: bytes, scope, code: str | None = None) -> None:
@@ -114,6 +133,56 @@ def _json_400(self, msg: str) -> None:
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
     self.transport.write(head.encode("ascii") + body.encode("ascii"))
     self.transport.close()
+
+
+_LOGGED_HEADERS = (b"content-type", b"content-length")
+_REQUEST_HEADERS = "emotion.request_headers"
+
+
+def _utf8(value: bytes) -> bool:
+    try:
+        value.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def access_log_survives_any_header() -> None:
+    """Keep BentoML's access log from dropping answers to requests whose Content-Type or
+    Content-Length is not UTF-8.
+
+    It decodes both with bytes.decode() as the answer goes out; a byte like 0xE9 raised
+    there, after the status line, and the client's connection was closed without an answer.
+    The replacement shows the access log those values escaped (``\\xe9``) and hands the
+    application the request's own headers. Must run before the app is built (service import).
+    """
+    from bentoml._internal.server.http import access
+
+    base = access.AccessLogMiddleware
+    if getattr(base, "any_header", False):
+        return
+
+    class AnyHeaderAccessLog(base):
+        any_header = True
+
+        def __init__(self, app, **options):
+            async def with_request_headers(scope, receive, send):
+                if _REQUEST_HEADERS in scope:
+                    scope = {**scope, "headers": scope[_REQUEST_HEADERS]}
+                    del scope[_REQUEST_HEADERS]
+                return await app(scope, receive, send)
+
+            super().__init__(with_request_headers, **options)
+
+        async def __call__(self, scope, receive, send):
+            headers = scope.get("headers", [])
+            if any(name in _LOGGED_HEADERS and not _utf8(value) for name, value in headers):
+                logged = [(name, value.decode("utf-8", "backslashreplace").encode() if name in _LOGGED_HEADERS
+                           else value) for name, value in headers]
+                scope = {**scope, "headers": logged, _REQUEST_HEADERS: headers}
+            return await super().__call__(scope, receive, send)
+
+    access.AccessLogMiddleware = AnyHeaderAccessLog
 
 
 def json_http_errors_in_uvicorn() -> None:

@@ -63,7 +63,8 @@ def draw_faces(image: Image.Image, faces: Sequence[Mapping]) -> Image.Image:
         colour = _rgb(EMOTION_COLOURS.get(face["emotion"], "#FFFFFF"))
         # A dark rim around the coloured line keeps it visible on light and dark photos.
         draw.rectangle((x, y, x + w - 1, y + h - 1), outline=OUTLINE, width=line + 2)
-        draw.rectangle((x + 1, y + 1, x + w - 2, y + h - 2), outline=colour, width=line)
+        if w > 2 and h > 2:  # a box 1 or 2 pixels wide (detect=false on such an image) has no inside
+            draw.rectangle((x + 1, y + 1, x + w - 2, y + h - 2), outline=colour, width=line)
         text = label_of(face)
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         box_w, box_h = right - left + 2 * pad, bottom - top + 2 * pad

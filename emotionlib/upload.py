@@ -21,6 +21,7 @@ instead of BentoML's default for ``Path`` parameters (a copy in a temporary file
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
@@ -283,3 +284,20 @@ def _check_fields(form, spec: FormSpec) -> None:
             raise InputError(400, "invalid_field", f"field {name!r} must be given once, as text")
         if name in spec.bools:
             parse_bool(name, values[0])
+        readable_by_bentoml(name, values[0])
+
+
+def readable_by_bentoml(name: str, value: str) -> None:
+    """400 for a text field that BentoML's form parsing would answer 500 for.
+
+    BentoML reads every text field with json.loads, keeping the text when it is not JSON,
+    and catches only JSONDecodeError: an integer of more than 4,300 digits (ValueError) or
+    lists nested thousands deep (RecursionError) escaped as 500s.
+    """
+    try:
+        json.loads(value)
+    except json.JSONDecodeError:
+        pass
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc).split(":")[0].lower()
+        raise InputError(400, "invalid_field", f"field {name!r} cannot be read ({reason})") from None

@@ -19,6 +19,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
+# Starting, waiting for and stopping `bentoml serve` is shared with the benchmarks.
+from benchmarks.serving import free_port, start_server, stop_server, wait_ready  # noqa: E402,F401
+
 
 def encode(image: Image.Image, fmt: str = "JPEG", **kwargs) -> bytes:
     buffer = io.BytesIO()
@@ -78,23 +81,6 @@ def client(bundled_model_store):
         yield test_client
 
 
-def wait_ready(url: str, seconds: float, alive=lambda: True) -> bool:
-    """Poll url/readyz until it answers 200 (True), time runs out or alive() turns False."""
-    import time
-
-    import httpx
-
-    deadline = time.time() + seconds
-    while time.time() < deadline and alive():
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    return False
-
-
 def post_image(client, data: bytes, filename: str = "photo.jpg", content_type: str = "image/jpeg", **form):
     return client.post("/emotion", files={"image": (filename, data, content_type)}, data=form or None)
 
@@ -104,30 +90,14 @@ def gray_face_array(size: int = 48, seed: int = 0) -> np.ndarray:
     return rng.integers(0, 256, (size, size), dtype=np.uint8)
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on now (tests never take 9000: `make serve` may be running)."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class Served:
     """`bentoml serve .` in a subprocess on a free port, with extra environment variables."""
 
     def __init__(self, home, log_path, env: dict | None = None):
-        import subprocess
-
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path)
-        full_env = {**os.environ, "BENTOML_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
-        bentoml = Path(sys.executable).with_name("bentoml")
-        with open(self.log_path, "wb") as log:
-            self.process = subprocess.Popen([str(bentoml), "serve", ".", "--port", str(self.port)], cwd=ROOT,
-                                            env=full_env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+        self.process = start_server(self.port, self.log_path, {"BENTOML_HOME": str(home), **(env or {})})
 
     def wait_ready(self, seconds: float = 180) -> None:
         if not wait_ready(self.url, seconds, alive=lambda: self.process.poll() is None):
@@ -135,16 +105,7 @@ class Served:
             pytest.fail(f"bentoml serve did not get ready:\n{self.log_path.read_text()[-4000:]}")
 
     def stop(self) -> None:
-        import signal
-        import subprocess
-
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_server(self.process)
 
 
 @pytest.fixture(scope="session")

@@ -3,13 +3,13 @@ InputError (a 4xx), never any other exception (a 500)."""
 from __future__ import annotations
 
 import random
-import struct
 import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.fuzzing import bombs, exif_block, many_scans, mode_images, mutate, random_exif, small_seeds, with_exif
 from conftest import FIXTURES, encode
 from emotionlib.decode import decode_picture
 from emotionlib.errors import InputError
@@ -18,85 +18,7 @@ SEED = 20261126
 
 
 def seeds() -> list[bytes]:
-    """Small real images in the formats, modes and layouts the API accepts."""
-    photo = Image.open(FIXTURES / "obama.jpg").convert("RGB").resize((72, 90))
-    exif = Image.Exif()
-    exif[0x0112] = 6
-    return [
-        encode(photo, "JPEG", quality=80),
-        encode(photo, "JPEG", progressive=True, quality=70),
-        encode(photo, "JPEG", exif=exif.tobytes()),
-        encode(photo.convert("CMYK"), "JPEG"),
-        encode(photo.convert("L"), "JPEG"),
-        encode(photo, "PNG"),
-        encode(photo.convert("RGBA"), "PNG"),
-        encode(photo.convert("P"), "PNG"),
-        encode(photo, "PNG", exif=exif.tobytes()),
-    ]
-
-
-def mutate(data: bytes, rng: random.Random) -> bytes:
-    buf = bytearray(data)
-    for _ in range(rng.choice((1, 1, 2, 4, 16))):
-        kind = rng.randrange(6)
-        at = rng.randrange(len(buf))
-        if kind == 0:
-            buf[at] ^= 1 << rng.randrange(8)
-        elif kind == 1:
-            buf[at] = rng.choice((0, 0xFF, 0x7F, 0x80, rng.randrange(256)))
-        elif kind == 2:
-            del buf[at:at + rng.randrange(1, 64)]
-        elif kind == 3:
-            buf[at:at] = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 16)))
-        elif kind == 4:
-            del buf[at:]
-        else:
-            start = rng.randrange(len(buf))
-            buf[at:at] = buf[start:start + rng.randrange(1, 128)]
-        if not buf:
-            buf = bytearray(data[:1])
-    return bytes(buf)
-
-
-# TIFF field types: BYTE, ASCII, SHORT, LONG, RATIONAL, SBYTE, UNDEFINED, SSHORT, SLONG,
-# SRATIONAL, FLOAT, DOUBLE, and some that do not exist.
-TYPES = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 0, 13, 99, 0xFFFF)
-TAGS = (0x0112, 0x011A, 0x011B, 0x010F, 0x0110, 0x0128, 0x0131, 0x8769, 0x8825, 0xA005, 0x927C, 0x0201)
-
-
-def exif_block(entries, little: bool = True, next_ifd: int = 0, tail: bytes = b"") -> bytes:
-    """An EXIF block (one IFD) from raw (tag, type, count, value-or-offset) entries."""
-    order = "<" if little else ">"
-    body = struct.pack(order + "H", len(entries))
-    for tag, kind, count, value in entries:
-        body += struct.pack(order + "HHII", tag, kind, count, value)
-    body += struct.pack(order + "I", next_ifd)
-    return b"Exif\x00\x00" + (b"II*\x00" if little else b"MM\x00*") + struct.pack(order + "I", 8) + body + tail
-
-
-def random_exif(rng: random.Random) -> bytes:
-    """An orientation of 2-8 and tags of random (wrong) types, counts and offsets,
-    sometimes pointing outside the block or at itself."""
-    little = rng.random() < 0.5
-    entries = [(0x0112, 3, 1, rng.randrange(2, 9) << (0 if little else 16))]
-    for _ in range(rng.randrange(1, 10)):
-        entries.append((rng.choice(TAGS), rng.choice(TYPES), rng.choice((0, 1, 2, 4, 7, 1 << 20, 0xFFFFFFFF)),
-                        rng.choice((0, 1, 8, 26, 0xFFFF, 0xFFFFFFFF, rng.randrange(1 << 32)))))
-    tail = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 48)))
-    return exif_block(entries, little, rng.choice((0, 8, 0xFFFFFFFF)), tail)
-
-
-def with_exif(seed: bytes, exif: bytes, rng: random.Random) -> bytes:
-    if seed.startswith(b"\xff\xd8"):
-        if len(exif) > 65000:
-            exif = exif[:65000]
-        return seed[:2] + b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif + seed[2:]
-    import zlib
-
-    payload = exif[6:]  # PNG's eXIf chunk holds the TIFF structure without "Exif\0\0"
-    chunk = struct.pack(">I", len(payload)) + b"eXIf" + payload
-    chunk += struct.pack(">I", zlib.crc32(b"eXIf" + payload) if rng.random() < 0.8 else 0)
-    return seed[:33] + chunk + seed[33:]  # after the signature and IHDR
+    return small_seeds(Image.open(FIXTURES / "obama.jpg"))
 
 
 def check(data: bytes, outcomes: dict) -> None:
@@ -147,3 +69,36 @@ def test_exif_that_broke_exif_transpose(entries):
     data = with_exif(encode(image, "JPEG"), exif_block(entries, tail=bytes(16)), random.Random(0))
     picture = decode_picture(data)
     assert picture.rgb.shape[2] == 3 and picture.width * picture.height == 800
+
+
+def test_jpeg_with_thousands_of_scans_is_refused_before_decoding():
+    """The decoder passes over every block once per scan, and a repeated scan is 14 bytes:
+    3,000 of them in a 58 KB 2000x2000 JPEG took 12 s to decode (20,000 in a 6000x6000
+    one: minutes, so the sweep got a 504 and the thread kept a decoding slot)."""
+    data = many_scans(2000, 2000, 3000)
+    started = time.perf_counter()
+    with pytest.raises(InputError) as caught:
+        decode_picture(data, min_side=640)
+    assert caught.value.status == 400 and caught.value.code == "too_many_scans", caught.value.message
+    assert time.perf_counter() - started < 1.0
+    assert decode_picture(many_scans(64, 64, 20)).rgb.shape == (64, 64, 3)  # a few extra scans are fine
+
+
+def test_every_mode_decodes():
+    rng = random.Random(SEED + 2)
+    photo = Image.open(FIXTURES / "obama.jpg")
+    for _ in range(4):
+        for name, data in mode_images(photo, rng):
+            picture = decode_picture(data)
+            assert picture.rgb.dtype == np.uint8 and picture.rgb.shape[2] == 3, name
+
+
+def test_bombs_are_refused_or_decode_quickly():
+    for name, data in bombs():
+        started = time.perf_counter()
+        try:
+            picture = decode_picture(data, min_side=1280)
+            assert picture.rgb.shape[2] == 3
+        except InputError as error:
+            assert 400 <= error.status < 500, (name, error.message)
+        assert time.perf_counter() - started < 15, name

@@ -145,6 +145,32 @@ def test_malformed_http_gets_the_json_shape(served):
         assert b"application/json" in answer and body_of(answer)["code"] == "malformed_http"
 
 
+@pytest.mark.parametrize("path, auth, status", [("/emotion", True, 400), ("/nope", True, 404),
+                                               ("/emotion", False, 401)])
+def test_content_type_that_is_not_utf8_gets_an_answer(served, path, auth, status):
+    """BentoML's access log decoded the request's Content-Type as UTF-8 while the answer went
+    out: a byte like 0xE9 raised there and the connection was closed without an answer
+    (found by benchmarks/hostile_sweep.py; an in-process test client re-encodes the header)."""
+    body = multipart([("image", "o.jpg", b"\xff\xd8 small: the server may answer before reading it")], boundary="b")
+    answer = raw(served.port, f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n".encode()
+                 + (f"Authorization: Bearer {KEY}\r\n".encode() if auth else b"")
+                 + f"Content-Length: {len(body)}\r\n".encode()
+                 + b"Content-Type: multipart/form-data; boundary=\xe9\xff\r\n\r\n" + body)
+    assert answer.startswith(f"HTTP/1.1 {status}".encode()), answer[:200]
+    assert b"application/json" in answer and body_of(answer)["status"] == status
+
+
+@pytest.mark.parametrize("path", ["/emotion", "/nope"])
+def test_websocket_handshake_gets_the_json_shape(served, path):
+    """The service has no WebSocket endpoint; uvicorn answered a handshake 403 with an empty
+    body (found by benchmarks/hostile_sweep.py)."""
+    answer = raw(served.port, f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                 "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode())
+    assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
+    assert b"application/json" in answer and body_of(answer)["code"] == "forbidden"
+
+
 def multipart(fields: list[tuple[str, str | None, bytes]], boundary: str = "bnd") -> bytes:
     out = b""
     for name, filename, data in fields:
@@ -216,11 +242,17 @@ def series(url: str) -> set[str]:
 
 
 def test_invented_paths_add_no_metrics_series(served):
+    """Also under /ui/, where the static files' mount matches any file name: 20 invented
+    file names there made 20 endpoint labels (found by benchmarks/hostile_sweep.py)."""
     httpx.get(f"{served.url}/first-unknown", headers=AUTH, timeout=10)
+    httpx.get(f"{served.url}/ui/first-unknown.js", headers=AUTH, timeout=10)
+    assert httpx.get(f"{served.url}/ui/ui.js", headers=AUTH, timeout=10).status_code == 200
     before = series(served.url)
     for _ in range(20):
         response = httpx.get(f"{served.url}/{uuid.uuid4().hex}", headers=AUTH, timeout=10)
         shaped(response, 404, "not_found")
+        shaped(httpx.get(f"{served.url}/ui/{uuid.uuid4().hex}.js", headers=AUTH, timeout=10), 404, "not_found")
+    assert httpx.get(f"{served.url}/ui/ui.js", headers=AUTH, timeout=10).status_code == 200
     after = series(served.url)
-    assert not any("/first-unknown" in name for name in after)
+    assert not any("first-unknown" in name for name in after)
     assert {name for name in after - before if "endpoint=" in name} == set()

@@ -187,6 +187,23 @@ def test_bad_detect_value(client, obama):
     assert error_of(post_image(client, encode(obama), detect="sometimes"), 400)["code"] == "invalid_field"
 
 
+@pytest.mark.parametrize("route, field, value", [
+    ("/emotion", "boxes", "[[0, 0, " + "9" * 5000 + ", 1]]"),
+    ("/emotion", "boxes", "[" * 30_000 + "]" * 30_000),
+    ("/emotion/annotate", "min_detection_confidence", "9" * 5000),
+    ("/emotion/batch", "min_detection_confidence", "[" * 30_000),
+], ids=["5000-digit-box", "boxes-nested-30000-deep", "5000-digit-confidence", "batch-confidence-30000-deep"])
+def test_text_fields_that_json_cannot_read_are_400(client, obama, route, field, value):
+    """BentoML reads every text field with json.loads and expects only JSONDecodeError; an
+    integer of over 4,300 digits (ValueError) or lists nested 30,000 deep (RecursionError)
+    answered 500 (found by benchmarks/hostile_sweep.py)."""
+    photo = "images" if route == "/emotion/batch" else "image"
+    response = client.post(route, files={photo: ("x.jpg", encode(obama.resize((114, 142))), "image/jpeg")},
+                           data={field: value})
+    body = error_of(response, 400)
+    assert body["code"] == "invalid_field" and field in body["error"]
+
+
 def test_json_body_is_refused(client):
     response = client.post("/emotion", json={"image": "http://127.0.0.1:1/x.jpg"})
     assert error_of(response, 415)["code"] == "unsupported_media_type"

@@ -78,3 +78,13 @@ def test_tiny_image_and_no_faces(obama):
     assert np.array_equal(np.asarray(draw_faces(small, [])), np.asarray(small))
     drawn = draw_faces(small, [face([0, 0, 40, 50], "neutral", 0.5)])  # label wider than the image
     assert drawn.size == small.size
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 30), (30, 2), (2, 2), (3, 3)])
+def test_boxes_one_or_two_pixels_wide(size):
+    """detect=false on a 1- or 2-pixel-wide image gives a box that narrow: the inner coloured
+    rectangle had its right edge left of its left one, and Pillow refused (a 500 that
+    benchmarks/hostile_sweep.py found on /emotion/annotate)."""
+    image = Image.new("RGB", size, "white")
+    drawn = draw_faces(image, [face([0, 0, *size])])
+    assert drawn.size == size and changed(image, drawn).any()
