@@ -742,12 +742,15 @@ def main() -> None:
                                             args.progress))
         time.sleep(2)
         rss_after, lines_after = server_rss(port, pid), metrics_lines(url)
+        time.sleep(28)  # the workers give memory back once idle (emotionlib/memory.py); held-open raw requests end first
+        rss_idle = server_rss(port, pid)
         ready = httpx.get(f"{url}/readyz", timeout=30).status_code
         check = httpx.post(f"{url}/emotion", files={"image": ("o.jpg", (FIXTURES / "obama.jpg").read_bytes())},
                            timeout=120)
         log = log_path.read_text(errors="replace") if log_path else ""
     failures = report(outcomes, elapsed, args.examples)
-    print(f"server RSS: {rss_before / 2**20:.0f} MiB before, {rss_after / 2**20:.0f} MiB after")
+    print(f"server RSS: {rss_before / 2**20:.0f} MiB before, {rss_after / 2**20:.0f} MiB 2 s after, "
+          f"{rss_idle / 2**20:.0f} MiB 30 s after")
     print(f"/metrics: {lines_before[0]} lines before, {lines_after[0]} after; endpoint labels after: "
           f"{sorted(lines_after[1])} (new: {sorted(lines_after[1] - lines_before[1])})")
     faces = len(check.json()) if check.status_code == 200 else None

@@ -147,6 +147,13 @@ class UploadGuard:
         if spec is None or scope["method"] != "POST":
             return await self.app(scope, receive, send)
         try:
+            return await self._guarded(scope, receive, send, spec)
+        finally:  # after every guarded request, refused ones included (they may hold big uploads)
+            if self.on_idle is not None and self.processing == 0 and self.uploading == 0:
+                self.on_idle()
+
+    async def _guarded(self, scope, receive, send, spec):
+        try:
             if self.uploading >= self.limits.max_uploads:
                 raise overloaded(f"{self.uploading} uploads in progress")
             self.uploading += 1
@@ -173,8 +180,6 @@ class UploadGuard:
             return await self.app(normalized(scope), replay, send)
         finally:
             self.processing -= 1
-            if self.on_idle is not None and self.processing == 0 and self.uploading == 0:
-                self.on_idle()
 
     @staticmethod
     def _too_large(size: str, max_bytes: int) -> InputError:

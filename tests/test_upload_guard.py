@@ -107,6 +107,15 @@ def test_idle_hook_runs_when_the_last_request_ends():
     assert calls == [1, 1]
 
 
+def test_idle_hook_runs_after_a_refused_request_too():
+    # A sweep of bad uploads ends with refusals: memory must still be given back afterwards.
+    calls = []
+    with TestClient(app_with(on_idle=lambda: calls.append(1))) as client:
+        refused = client.post("/emotion", content=b"x" * 100, headers={"Content-Type": "text/plain"})
+        assert refused.status_code == 415
+    assert calls == [1]
+
+
 def test_allocator_tuning_on_glibc():
     import platform
 
