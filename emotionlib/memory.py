@@ -95,20 +95,14 @@ class IdlePool:
 
 
 def release_free_memory() -> None:
-    """Drop idle pooled objects (IdlePool), collect reference cycles (a request cancelled by the timeout leaves its frames, and
-    so its upload and image, in a cycle with the exception: the cyclic GC, driven by object
-    counts, may not run for a long time after a few big buffers), then malloc_trim."""
+    """Drop idle pooled objects (IdlePool), collect reference cycles (a request cancelled by
+    the timeout leaves its frames, and so its upload and image, in a cycle with the exception:
+    the cyclic GC, driven by object counts, may not run for a long time after a few big
+    buffers), then malloc_trim. It blocks the calling thread (the event loop): call it only
+    once the worker has been idle for a while (UploadGuard's idle_delay_s)."""
     for pool in list(_POOLS):
         pool.drop_idle()
     gc.collect()
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
-
-
-def release_free_memory_soon(delay_s: float = 1.0) -> None:
-    """release_free_memory after delay_s, from the running event loop: decode threads of
-    requests that ended by timeout may still be finishing when the worker turns idle."""
-    import asyncio
-
-    asyncio.get_running_loop().call_later(delay_s, release_free_memory)

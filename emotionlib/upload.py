@@ -21,6 +21,8 @@ instead of BentoML's default for ``Path`` parameters (a copy in a temporary file
 """
 from __future__ import annotations
 
+import asyncio
+
 import json
 import time
 from dataclasses import dataclass, field
@@ -133,24 +135,43 @@ def overloaded(what: str) -> InputError:
 
 class UploadGuard:
     def __init__(self, app, routes: Mapping[str, FormSpec] | None = None, limits: UploadLimits = UploadLimits(),
-                 on_idle=None):
-        """on_idle: called when the last request in progress ends (e.g. to return memory)."""
+                 on_idle=None, idle_delay_s: float = 0.0):
+        """on_idle: called once no request has been in progress for idle_delay_s (e.g. to return
+        memory: that work stalls the event loop, so it must not run between requests of steady
+        traffic; measured: sequential requests stalled 1.3-1.9 s every ~20 requests when it ran
+        1 s after every request)."""
         self.app = app
         self.routes = dict(ROUTES if routes is None else routes)
         self.limits = limits
         self.on_idle = on_idle
+        self.idle_delay_s = idle_delay_s
         self.uploading = 0
         self.processing = 0
+        self.started = 0  # guarded requests so far: an idle period is over when it changes
+
+    def _after_request(self) -> None:
+        if self.on_idle is None or self.processing or self.uploading:
+            return
+        if self.idle_delay_s <= 0:
+            self.on_idle()
+            return
+        started = self.started
+
+        def fire():
+            if self.started == started and not self.processing and not self.uploading:
+                self.on_idle()
+
+        asyncio.get_running_loop().call_later(self.idle_delay_s, fire)
 
     async def __call__(self, scope, receive, send):
         spec = self.routes.get(scope["path"].rstrip("/") or "/") if scope["type"] == "http" else None
         if spec is None or scope["method"] != "POST":
             return await self.app(scope, receive, send)
+        self.started += 1
         try:
             return await self._guarded(scope, receive, send, spec)
         finally:  # after every guarded request, refused ones included (they may hold big uploads)
-            if self.on_idle is not None and self.processing == 0 and self.uploading == 0:
-                self.on_idle()
+            self._after_request()
 
     async def _guarded(self, scope, receive, send, spec):
         try:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 from starlette.applications import Starlette
@@ -17,7 +18,8 @@ ROUTES = {"/emotion": FormSpec(files={"image": (1, 1)}, bools=frozenset({"detect
           "/emotion/batch": FormSpec(files={"images": (1, 3)}, texts=frozenset({"boxes"}))}
 
 
-def app_with(limits=UploadLimits(), gate: asyncio.Event | None = None, api_key=None, on_idle=None):
+def app_with(limits=UploadLimits(), gate: asyncio.Event | None = None, api_key=None, on_idle=None,
+             idle_delay_s=0.0):
     async def handler(request: Request):
         form = await request.form()
         if gate is not None:
@@ -26,7 +28,7 @@ def app_with(limits=UploadLimits(), gate: asyncio.Event | None = None, api_key=N
 
     app = Starlette(routes=[Route("/emotion", handler, methods=["POST"]),
                             Route("/emotion/batch", handler, methods=["POST"])])
-    return ApiKeyGuard(UploadGuard(app, ROUTES, limits, on_idle), api_key=api_key)
+    return ApiKeyGuard(UploadGuard(app, ROUTES, limits, on_idle, idle_delay_s), api_key=api_key)
 
 
 def files(name="image", count=1):
@@ -105,6 +107,19 @@ def test_idle_hook_runs_when_the_last_request_ends():
         client.post("/emotion", files=files())
         client.post("/emotion", files=files())
     assert calls == [1, 1]
+
+
+def test_idle_hook_waits_for_a_quiet_period():
+    # Steady traffic must not pay for the release (it stalls the event loop): only once no
+    # request has come for idle_delay_s does the hook run, and then once.
+    calls = []
+    with TestClient(app_with(on_idle=lambda: calls.append(1), idle_delay_s=0.4)) as client:
+        for _ in range(5):
+            assert client.post("/emotion", files=files()).status_code == 200
+            time.sleep(0.1)
+        assert calls == []
+        time.sleep(0.6)
+        assert calls == [1]
 
 
 def test_idle_hook_runs_after_a_refused_request_too():
