@@ -13,12 +13,15 @@ import argparse
 import asyncio
 import io
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import httpx
-import psutil
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from serving import server_rss  # noqa: E402  (every server process, not just the listening one)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 
@@ -40,15 +43,6 @@ def payloads() -> list[tuple[str, bytes, int]]:
     for i in range(16):
         grid.paste(face, (10 + (i % 4) * 120, 10 + (i // 4) * 130))
     return [("portrait", (FIXTURES / "obama.jpg").read_bytes(), 1), ("pair", jpeg(pair), 2), ("grid16", jpeg(grid), 16)]
-
-
-def server_rss(port: int) -> int:
-    """Resident memory of the process listening on port plus all its descendants."""
-    for conn in psutil.net_connections("tcp"):
-        if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN and conn.pid:
-            root = psutil.Process(conn.pid)
-            return sum(p.memory_info().rss for p in [root, *root.children(recursive=True)])
-    return 0
 
 
 async def run(url: str, n: int, concurrency: int, payload, deadline: float):
@@ -92,17 +86,21 @@ def main() -> None:
         raise SystemExit("benchmark only loopback addresses")
     port = httpx.URL(args.url).port or 80
     rss_before = server_rss(port)
-    print(f"{'payload':<10}{'req':>6}{'err':>5}{'req/s':>8}{'faces/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+    print(f"{'payload':<10}{'req':>6}{'err':>5}{'req/s':>8}{'faces/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+          f"{'RSS MiB':>9}")
     for payload in payloads():
         latencies, faces, errors, elapsed = asyncio.run(
             run(args.url, args.requests, args.concurrency, payload, time.time() + args.max_seconds))
         q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
         print(f"{payload[0]:<10}{len(latencies):>6}{errors:>5}{len(latencies) / elapsed:>8.1f}"
-              f"{faces / elapsed:>9.1f}{q[49] * 1000:>9.0f}{q[94] * 1000:>9.0f}{q[98] * 1000:>9.0f}")
+              f"{faces / elapsed:>9.1f}{q[49] * 1000:>9.0f}{q[94] * 1000:>9.0f}{q[98] * 1000:>9.0f}"
+              f"{server_rss(port) / 2**20:>9.0f}")
     rss_after = server_rss(port)
+    time.sleep(3)  # the API worker gives memory back after a quiet second (emotionlib/memory.py)
+    rss_idle = server_rss(port)
     if rss_before:
-        print(f"server RSS: {rss_before / 2**20:.0f} MiB before, {rss_after / 2**20:.0f} MiB after "
-              f"({(rss_after - rss_before) / 2**20:+.0f} MiB)")
+        print(f"server RSS (all processes): {rss_before / 2**20:.0f} MiB before, {rss_after / 2**20:.0f} MiB after "
+              f"({(rss_after - rss_before) / 2**20:+.0f} MiB), {rss_idle / 2**20:.0f} MiB 3 s later")
 
 
 if __name__ == "__main__":
