@@ -94,28 +94,37 @@ def plot_confusion(matrix, labels, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def plot_history(history_csv: Path, path: Path) -> None:
+def plot_curves(epochs, panels, path: Path) -> None:
+    """Side-by-side line plots per epoch: ``panels`` is a list of [(label, values), ...]."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    with open(history_csv, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        return
-    epochs = [int(r["epoch"]) + 1 for r in rows]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, ax in (("loss", ax1), ("accuracy", ax2)):
-        ax.plot(epochs, [float(r[key]) for r in rows], label=f"train {key}")
-        if f"val_{key}" in rows[0]:
-            ax.plot(epochs, [float(r[f"val_{key}"]) for r in rows], label=f"val {key}")
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
+    for ax, lines in zip(axes, panels):
+        for label, values in lines:
+            ax.plot(epochs, values, label=label)
         ax.set_xlabel("epoch")
         ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def plot_history(history_csv: Path, path: Path) -> None:
+    with open(history_csv, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        return
+    panels = []
+    for key in ("loss", "accuracy"):
+        lines = [(f"train {key}", [float(r[key]) for r in rows])]
+        if f"val_{key}" in rows[0]:
+            lines.append((f"val {key}", [float(r[f"val_{key}"]) for r in rows]))
+        panels.append(lines)
+    plot_curves([int(r["epoch"]) + 1 for r in rows], panels, path)
 
 
 def evaluate_model(model_path, data, split: str = "val", out_dir=None, scaling: str = "unit",

@@ -37,6 +37,22 @@ def per_class_table(report: dict, key: str) -> str:
     return "\n".join(rows)
 
 
+def per_class_sections(report: dict) -> str:
+    """Per-class tables (7 classes, and the API's 6) and the figures, as both cards show them."""
+    return f"""Per class, 7-class (PublicTest):
+
+{per_class_table(report, 'per_class_7')}
+
+Per class as the API reports it (6 classes):
+
+{per_class_table(report, 'per_class_6')}
+
+![confusion matrix](confusion_matrix.png)
+
+![training curves](training_curves.png)
+"""
+
+
 def render(run: Path, model: Path, hardware: str, training_time: str) -> str:
     hp = json.loads((run / "hyperparameters.json").read_text())
     info = json.loads(model.with_suffix(".json").read_text())
@@ -67,18 +83,7 @@ augmentation, so its number is slightly optimistic. Reproduce:
 python -m training.evaluate models/emotion_classifier.keras ../shared/data/fer2013 --split val
 ```
 
-Per class, 7-class (PublicTest):
-
-{per_class_table(report, 'per_class_7')}
-
-Per class as the API reports it (6 classes):
-
-{per_class_table(report, 'per_class_6')}
-
-![confusion matrix](confusion_matrix.png)
-
-![training curves](training_curves.png)
-
+{per_class_sections(report)}
 ## Model
 
 - Architecture `{hp['model']}` (training/models.py): VGG-style CNN, four blocks of two 3x3
@@ -118,22 +123,11 @@ Per class as the API reports it (6 classes):
 
 def plot_gpu_history(history: list[dict], path: Path) -> None:
     """PublicTest accuracy (centre crop + mirror) and learning rate per epoch of a GPU run."""
-    import matplotlib
+    from training.evaluate import plot_curves
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    ax1.plot(epochs, [h["val_acc_center_flip"] for h in history], label="PublicTest accuracy (centre + mirror)")
-    ax2.plot(epochs, [h["lr"] for h in history], label="learning rate")
-    for ax in (ax1, ax2):
-        ax.set_xlabel("epoch")
-        ax.legend()
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    plot_curves([h["epoch"] for h in history],
+                [[("PublicTest accuracy (centre + mirror)", [h["val_acc_center_flip"] for h in history])],
+                 [("learning rate", [h["lr"] for h in history])]], path)
 
 
 def render_gpu(run: Path, name: str, model: Path, hardware: str, extra: str) -> str:
@@ -172,18 +166,7 @@ All candidates, on PublicTest and on the whole pipeline with real photos
 served ONNX graph on this machine's CPU, all cores):
 
 {table}
-Per class, 7-class (PublicTest):
-
-{per_class_table(report, 'per_class_7')}
-
-Per class as the API reports it (6 classes):
-
-{per_class_table(report, 'per_class_6')}
-
-![confusion matrix](confusion_matrix.png)
-
-![training curves](training_curves.png)
-
+{per_class_sections(report)}
 ## Model
 
 - Architecture `vggnet` at width {spec['width']} (training/models.py): four blocks of two 3x3
