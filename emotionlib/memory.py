@@ -12,13 +12,14 @@ unmapped on free, so large uploads and images return to the system at once) and 
 number of arenas. At 256 KiB every photo-sized buffer (a 350x350 image, the detectors'
 blobs) was mapped, page-faulted and unmapped per request: the API worker spent 28% of a
 core in the kernel; at 4 MiB 10%, and YuNet at concurrency 16 served 34.4 instead of
-28.5-31.0 requests/s (dev photos), with memory after bursts as before; ``release_free_memory`` asks malloc to return what it still holds
-(malloc_trim), called shortly after a worker becomes idle. Both do nothing without glibc.
+28.5-31.0 requests/s (dev photos), with memory after bursts as before.
+``release_free_memory`` asks malloc to return what it still holds (malloc_trim), called
+once a worker has been idle for a moment. Both do nothing without glibc.
 
 ``IdlePool`` holds objects that keep memory between calls: OpenCV's detectors keep buffers
 sized to the largest image they have seen (a Haar cascade after one 1280x1280 image: +94
-MiB, measured), one per thread that ran a detection. ``release_free_memory`` drops the ones
-nobody has used for a while; the next call builds a new one (a cascade: ~25 ms).
+MiB, measured), one per concurrent detection. ``release_free_memory`` drops the ones nobody
+has used for a while; the next call builds a new one (a cascade: ~25 ms).
 """
 from __future__ import annotations
 

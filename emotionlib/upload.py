@@ -22,7 +22,6 @@ instead of BentoML's default for ``Path`` parameters (a copy in a temporary file
 from __future__ import annotations
 
 import asyncio
-
 import json
 import time
 from dataclasses import dataclass, field
@@ -158,7 +157,7 @@ class UploadGuard:
         started = self.started
 
         def fire():
-            if self.started == started and not self.processing and not self.uploading:
+            if self.started == started:  # no request since: still idle
                 self.on_idle()
 
         asyncio.get_running_loop().call_later(self.idle_delay_s, fire)

@@ -43,6 +43,7 @@ class YuNetDetector:
 
     def _create(self):
         p = self.params
+        # The input size is set per image in detect(); (320, 320) is only a placeholder.
         return cv2.FaceDetectorYN.create(str(MODEL_FILE), "", (320, 320), p.score_threshold, p.nms_threshold, 5000)
 
     def detect(self, image: np.ndarray, gray: np.ndarray | None = None) -> list[Detection]:
