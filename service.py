@@ -37,6 +37,7 @@ from emotionlib.detect import Detection, set_detect_threads
 from emotionlib.errors import InputError
 from emotionlib.errorshape import ErrorShape, access_log_survives_any_header, json_http_errors_in_uvicorn
 from emotionlib.fields import check_inside, parse_boxes, parse_confidence
+from emotionlib.iocache import cache_media_types
 from emotionlib.memory import release_free_memory, tune_allocator
 from emotionlib.metrics import bound_path_labels, metrics
 from emotionlib.pipeline import EmotionPipeline
@@ -51,8 +52,9 @@ logger.setLevel(SETTINGS.log_level)
 
 # Uploads stay in memory; unknown paths share one metrics label; uvicorn's own 400s are JSON;
 # BentoML's access log answers any header; freed memory goes back to the system
-# (emotionlib/memory.py: measured).
+# (emotionlib/memory.py: measured); response media types are worked out once per class.
 tune_allocator()
+cache_media_types()
 keep_uploads_in_memory(max(SETTINGS.max_upload_bytes, SETTINGS.max_batch_upload_bytes))
 bound_path_labels()
 json_http_errors_in_uvicorn()
