@@ -41,6 +41,7 @@ class Settings:
     detect_max_side: int = 1280
     min_face_size: int = 24
     min_neighbors: int = 6
+    large_face_neighbors: int = 3
     scale_factor: float = 1.1
     max_faces: int = 100
     min_detection_confidence: float = 0.0
@@ -136,6 +137,7 @@ _SPECS: dict[str, _Spec] = {
     "detect_max_side": _int(64, 16_384),
     "min_face_size": _int(8, 4096),
     "min_neighbors": _int(0, 50),
+    "large_face_neighbors": _int(0, 50),
     "scale_factor": _float(1.0, 2.0, strict_low=True),
     "max_faces": _int(1, 1000),
     "min_detection_confidence": _float(0.0, 1.0),

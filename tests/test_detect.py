@@ -76,3 +76,38 @@ def test_clip_box():
 
 def test_side_by_side_helper_keeps_both(obama, biden):
     assert side_by_side(obama, biden).height == 600
+
+
+def test_frame_filling_face_is_found_by_the_large_face_fallback(obama):
+    """A face filling 91% of the photo collects fewer than 6 neighbours (the cascade's window
+    fits it at few positions): found with the fallback's 3, at a score under 0.5."""
+    from emotionlib.detectors.haar import HaarDetector
+
+    tight = np.asarray(obama.crop((372, 125, 612, 365)))
+    assert HaarDetector(HaarParams(large_face_neighbors=6)).detect(tight) == []  # fallback off
+    (face,) = HaarDetector(HaarParams()).detect(tight)
+    assert face.box.w >= 0.5 * 240 and 0.4 <= face.score < 0.5
+
+
+def test_large_face_fallback_changes_nothing_when_faces_reach_min_neighbors(pair):
+    """One scan serves both rules: where faces reach min_neighbors, the answer is the
+    plain scan's, box for box and score for score."""
+    from emotionlib.detectors.haar import HaarDetector
+
+    image = np.asarray(pair)
+    plain = HaarDetector(HaarParams(large_face_neighbors=6)).detect(image)
+    assert len(plain) == 2
+    assert HaarDetector(HaarParams()).detect(image) == plain
+
+
+def test_small_weak_boxes_are_not_taken_by_the_fallback(face_crop):
+    """The fallback takes only boxes of at least half the shorter side: a small face on a
+    large blank canvas that misses min_neighbors stays missed rather than be guessed."""
+    from emotionlib.detectors.haar import HaarDetector
+
+    canvas = Image.new("RGB", (1200, 1200), "white")
+    canvas.paste(face_crop.resize((60, 60)), (570, 570))
+    image = np.asarray(canvas)
+    strict = HaarDetector(HaarParams(min_neighbors=49, large_face_neighbors=0)).detect(image)
+    assert strict == []  # the 60 px face is under half of the 1200 px side
+    assert HaarDetector(HaarParams(min_neighbors=0)).detect(image)  # while the scan does see it
