@@ -30,7 +30,7 @@ from emotionlib.preprocess import to_gray  # noqa: E402
 DEV_PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real_photos_dev" / "images"
 # (label, detector): today's default first.
 CANDIDATES = [
-    ("haar 1.1/6 (before)", HaarDetector(HaarParams())),
+    ("haar 1.1/6 (default)", HaarDetector(HaarParams())),
     ("haar 1.15/5", HaarDetector(HaarParams(scale_factor=1.15, min_neighbors=5))),
     ("haar 1.15/6", HaarDetector(HaarParams(scale_factor=1.15, min_neighbors=6))),
     ("haar 1.1/6 min 26 px", HaarDetector(HaarParams(min_size=26))),
