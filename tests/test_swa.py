@@ -44,8 +44,10 @@ def test_augment_is_the_gpu_recipes_warp():
     assert crops.shape == (32, 40, 40) and crops.dtype == np.uint8
 
 
-def test_run_resumes_and_exports(dataset, tmp_path):  # noqa: F811
+def test_run_resumes_and_exports(dataset, tmp_path, monkeypatch):  # noqa: F811
     from training.export import load_source
+
+    monkeypatch.chdir(tmp_path)  # an empty --cache-dir must not leave caches in the working folder
 
     source = tiny_source(tmp_path)
     run_dir = tmp_path / "swa"
@@ -59,3 +61,4 @@ def test_run_resumes_and_exports(dataset, tmp_path):  # noqa: F811
     model = load_source(run_dir / "swa.weights.npz")  # what training.export reads
     probs = np.asarray(model(np.zeros((2, 40, 40, 1), np.float32)))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+    assert not list(tmp_path.glob("fer_*.npz"))

@@ -101,7 +101,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--max-samples", type=int, default=0, help="use only this many training images (smoke runs)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "fer-training"),
-                   help="where decoded datasets are cached")
+                   help="where decoded datasets are cached ('' to disable)")
     return p.parse_args(argv)
 
 
@@ -133,8 +133,9 @@ def main(argv=None) -> None:
     (run_dir / "hyperparameters.json").write_text(json.dumps({k: str(v) for k, v in vars(args).items()}, indent=2))
     keras.utils.set_random_seed(args.seed)
 
-    x_train, y_train = load_split_cached(args.data, "train", args.cache_dir)
-    x_val, y_val = load_split_cached(args.data, "val", args.cache_dir)
+    cache = args.cache_dir or None  # '' disables the cache (as training.train)
+    x_train, y_train = load_split_cached(args.data, "train", cache)
+    x_val, y_val = load_split_cached(args.data, "val", cache)
     if args.max_samples:
         x_train, y_train = x_train[: args.max_samples], y_train[: args.max_samples]
         x_val, y_val = x_val[: args.max_samples], y_val[: args.max_samples]
