@@ -26,8 +26,8 @@ OpenCV's other frontal cascades, measured the same way (second session, relative
 row at 103 ms): alt2 1.1/6 70% at 32 px, 119 ms; alt2 1.1/4 85%, 118 ms; alt 1.1/6 69%,
 147 ms; alt 1.1/4 88%, 148 ms. Slower and weaker on small faces, so the default cascade stays.
 
-With the large-face fallback (below; session 4, same script, 1 OpenCV thread, training paused
-only for other runs): 1.1 / 6 / 24 keeps 99% / 99% / 100% / 100% and the same false positives,
+With the large-face fallback (below; session 4, same script, run beside a training job, so
+only its recall counts): 1.1 / 6 / 24 keeps 99% / 99% / 100% / 100% and the same false positives,
 and finds a face in 97.7% of the dev photos (92.8% without it).
 
 The 24 px windows at full resolution are most of the cost and are what finds 32 px faces.
