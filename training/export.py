@@ -98,12 +98,18 @@ def with_centre_crop(model, full: int = 48):
 
 
 def load_source(source: Path):
-    """A .keras model, or a ``<name>.weights.npz`` of training.gpu_train (float16 weights of
-    the model described by the ``summary.json`` beside it), rebuilt with a softmax output."""
+    """A .keras model, or a ``<name>.weights.npz`` of training.gpu_train, rebuilt with a
+    softmax output."""
     import keras
 
     if not source.name.endswith(".weights.npz"):
         return keras.models.load_model(source, compile=False)
+    return load_gpu_weights(source, logits=False)[0]
+
+
+def load_gpu_weights(source: Path, logits: bool = False):
+    """(model, spec) from a ``<name>.weights.npz`` of training.gpu_train: float16 weights of
+    the model described by the ``summary.json`` beside it."""
     from training.gpu_train import build
 
     name = source.name[: -len(".weights.npz")]
@@ -111,10 +117,10 @@ def load_source(source: Path):
     entries = [r for r in summary["teachers"] + summary.get("students", []) if r["name"] == name]
     if not entries:
         raise ValueError(f"{source.parent / 'summary.json'} describes no model named {name!r}")
-    model = build(entries[0]["spec"], logits=False)
+    model = build(entries[0]["spec"], logits=logits)
     with np.load(source) as weights:
         model.set_weights([weights[f"arr_{i}"].astype(np.float32) for i in range(len(weights.files))])
-    return model
+    return model, entries[0]["spec"]
 
 
 def export(source: Path, output: Path, data: str | None, tta: str, scaling: str, cache_dir=None,

@@ -105,25 +105,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def build_from(source: Path):
-    """(model with logits, spec) from a gpu_train weights file."""
-    from training.gpu_train import build
-
-    name = source.name[: -len(".weights.npz")]
-    summary = json.loads((source.parent / "summary.json").read_text())
-    spec = next(r["spec"] for r in summary["teachers"] + summary.get("students", []) if r["name"] == name)
-    model = build(spec, logits=True)
-    with np.load(source) as weights:
-        model.set_weights([weights[f"arr_{i}"].astype(np.float32) for i in range(len(weights.files))])
-    return model, spec
-
-
 def main(argv=None) -> None:
     args = parse_args(argv)
     import keras
     import tensorflow as tf
 
     from training.data import load_split_cached
+    from training.export import load_gpu_weights
 
     run_dir = args.run_dir
     ckpt = run_dir / "checkpoint"
@@ -142,8 +130,8 @@ def main(argv=None) -> None:
     x_train, y_train = x_train.reshape(-1, FULL, FULL), np.asarray(y_train).astype(np.int32)
     x_val, y_val = x_val.reshape(-1, FULL, FULL), np.asarray(y_val)
 
-    model, spec = build_from(args.source)
-    shadow, _ = build_from(args.source)  # holds the running average for BN recompute and scoring
+    model, spec = load_gpu_weights(args.source, logits=True)
+    shadow, _ = load_gpu_weights(args.source, logits=True)  # holds the average for BN recompute and scoring
     optimizer = keras.optimizers.SGD(learning_rate=args.lr, momentum=0.9, nesterov=True)
     optimizer.build(model.trainable_variables)
     kernels = [v for v in model.trainable_variables if v.path.endswith("kernel")]
@@ -164,7 +152,7 @@ def main(argv=None) -> None:
         state = json.loads((ckpt / "state.json").read_text())
         model.load_weights(ckpt / "model.weights.h5")
         with np.load(ckpt / "optimizer.npz") as saved:
-            for var, i in zip(optimizer.variables, range(len(saved.files))):
+            for i, var in enumerate(optimizer.variables):
                 var.assign(saved[f"arr_{i}"])
         with np.load(ckpt / "average.npz") as saved:
             average = [saved[f"arr_{i}"] for i in range(len(saved.files))]
