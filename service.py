@@ -33,7 +33,8 @@ from bentoml.exceptions import BentoMLException, ServiceUnavailable
 from emotionlib import render
 from emotionlib.access import ApiKeyGuard
 from emotionlib.batching import GreedyBatcher, QueueTimeout
-from emotionlib.detect import Detection, set_detect_threads
+from emotionlib.detectors import set_detect_threads
+from emotionlib.geometry import Detection
 from emotionlib.errors import InputError
 from emotionlib.errorshape import ErrorShape, access_log_survives_any_header, json_http_errors_in_uvicorn
 from emotionlib.fields import check_inside, parse_boxes, parse_confidence

@@ -101,7 +101,7 @@ _pipeline = None
 
 def _init_worker(detector: str, threads: int) -> None:
     global _pipeline
-    from emotionlib.detect import set_detect_threads
+    from emotionlib.detectors import set_detect_threads
     from emotionlib.pipeline import EmotionPipeline
 
     set_detect_threads(threads)

@@ -7,7 +7,7 @@
 Faces from the two fixture portraits (with margin, mirrored, brightness-jittered) are pasted
 at a given size on textured backgrounds; each parameter set is scored by recall (a found box
 with IoU >= 0.3 with a true face) and false positives, plus the two real portraits, which
-must give exactly one face each. The defaults in emotionlib/detect.py were chosen with it.
+must give exactly one face each. The defaults in emotionlib/detectors/haar.py were chosen with it.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from PIL import Image, ImageEnhance
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from emotionlib.decode import decode_image  # noqa: E402
-from emotionlib.detect import Box, detect_faces  # noqa: E402
+from emotionlib.detectors.haar import detect_faces  # noqa: E402
+from emotionlib.geometry import Box  # noqa: E402
 from emotionlib.detectors.haar import HaarDetector, HaarParams  # noqa: E402
 from emotionlib.detectors.yunet import YuNetDetector  # noqa: E402
 from emotionlib.preprocess import to_gray  # noqa: E402

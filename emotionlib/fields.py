@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from emotionlib.detect import Box
+from emotionlib.geometry import Box
 from emotionlib.errors import InputError
 
 EXAMPLE = "[[10, 20, 100, 120]]"

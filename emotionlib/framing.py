@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from emotionlib.detect import Box
+from emotionlib.geometry import Box
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from emotionlib.decode import Picture, decode_image, decode_picture
-from emotionlib.detect import Box, Detection, clip_box, make_detector
+from emotionlib.detectors import make_detector
+from emotionlib.geometry import Box, Detection, clip_box
 from emotionlib.framing import crop_face
 from emotionlib.labels import EMOTIONS
 from emotionlib.preprocess import face_pixels, to_gray

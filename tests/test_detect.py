@@ -5,7 +5,8 @@ import numpy as np
 from PIL import Image
 
 from conftest import side_by_side
-from emotionlib.detect import Box, clip_box, detect_faces, order_boxes, suppress_overlaps
+from emotionlib.detectors.haar import detect_faces
+from emotionlib.geometry import Box, clip_box, order_boxes, suppress_overlaps
 from emotionlib.detectors.haar import HaarParams
 
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import encode, post_image
-from emotionlib.detect import Box
+from emotionlib.geometry import Box
 from emotionlib.framing import FRAMINGS, framed_box
 from test_http import check_face, error_of
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from emotionlib.fields import check_inside, parse_boxes, parse_confidence
-from emotionlib.detect import Box
+from emotionlib.geometry import Box
 from emotionlib.errors import InputError
 
 

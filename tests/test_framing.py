@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emotionlib.detect import Box
+from emotionlib.geometry import Box
 from emotionlib.framing import IDENTITY, Framing, crop_face, crop_with, eye_angle
 
 

@@ -57,7 +57,7 @@ def test_detect_false_classifies_the_whole_image(client, face_crop):
 def test_detect_false_matches_the_detected_face(client, obama, face_crop):
     """The same pixels give the same scores, whether found by the detector or sent cropped
     (as the detector's face is framed: emotionlib.framing)."""
-    from emotionlib.detect import Box
+    from emotionlib.geometry import Box
     from emotionlib.framing import FRAMINGS, framed_box
 
     detected = post_image(client, encode(obama, "PNG"), "o.png", "image/png").json()[0]

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import encode
 from emotionlib.decode import decode_image
-from emotionlib.detect import Box, crop
+from emotionlib.geometry import Box, crop
 from emotionlib.labels import EMOTIONS, FER2013_LABELS, fold_probabilities, validate_labels
 from emotionlib.preprocess import preprocess_batch, preprocess_face
 

@@ -66,7 +66,7 @@ def score(predicted: list[str | None], truth: list[str]) -> dict:
 
 def evaluate(model, meta: dict, dev_dir: Path, detector: str, framings, limit: int | None = None) -> list[dict]:
     """One score dict per framing, for one detector."""
-    from emotionlib.detect import make_detector
+    from emotionlib.detectors import make_detector
 
     rows = read_labels(dev_dir)[:limit]
     found_by = make_detector(detector)

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from emotionlib.detect import Detection, downscale, keep_faces, scale_detections
+from emotionlib.geometry import Box, Detection, downscale, keep_faces, scale_detections
 from emotionlib.memory import IdlePool
 from emotionlib.preprocess import to_gray
 
@@ -134,3 +134,8 @@ class HaarDetector:
         found, counts = found[keep], counts[keep]
         scores = counts / (counts + max(p.min_neighbors, 1))
         return keep_faces(scale_detections(found, scale, width, height, scores), p.max_faces)
+
+
+def detect_faces(image: np.ndarray, params: HaarParams | None = None) -> list[Box]:
+    """Haar boxes for an RGB or gray uint8 image (the default detector, as a plain function)."""
+    return [d.box for d in HaarDetector(params or HaarParams()).detect(image)]

@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from emotionlib.detect import Detection, downscale, keep_faces, scale_detections
+from emotionlib.geometry import Detection, downscale, keep_faces, scale_detections
 from emotionlib.memory import IdlePool
 
 MODEL_FILE = Path(__file__).resolve().parent / "models" / "face_detection_yunet_2023mar.onnx"

@@ -1,16 +1,14 @@
-"""Boxes and detections: the geometry every detector shares, and the choice of detector.
+"""Boxes and detections: the geometry the detectors, the framing and the pipeline share.
 
-A detector (emotionlib/detectors/: ``haar`` is the default, ``yunet`` the option) returns
-``Detection``s: a box in the image's pixel coordinates, the detector's score in [0, 1] and,
-for YuNet, five landmarks. ``make_detector(settings)`` builds the configured one.
+A detector (emotionlib/detectors/) returns ``Detection``s: a box in the image's pixel
+coordinates, the detector's score in [0, 1] and, for YuNet, five landmarks. This module
+imports no detector, so every detector can import it (no cycle).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import numpy as np
-
-DETECTORS = ("haar", "yunet")
 
 
 @dataclass(frozen=True)
@@ -50,41 +48,6 @@ class Detection:
     box: Box
     score: float | None = 1.0
     landmarks: tuple[tuple[float, float], ...] | None = None
-
-
-def make_detector(name: str = "haar", settings=None):
-    """The detector called ``name`` with the parameters of ``settings`` (defaults if None)."""
-    if name == "haar":
-        from emotionlib.detectors.haar import HaarDetector, HaarParams
-
-        return HaarDetector(HaarParams.from_settings(settings) if settings else HaarParams())
-    if name == "yunet":
-        from emotionlib.detectors.yunet import YuNetDetector, YuNetParams
-
-        return YuNetDetector(YuNetParams.from_settings(settings) if settings else YuNetParams())
-    raise ValueError(f"detector must be one of {DETECTORS}, got {name!r}")
-
-
-def set_detect_threads(threads: int) -> None:
-    """OpenCV threads of this process (0: OpenCV's default, one per core)."""
-    import cv2
-
-    cv2.setNumThreads(threads if threads > 0 else -1)
-
-
-def detect_faces(image: np.ndarray, params=None) -> list[Box]:
-    """Haar boxes for an RGB or gray uint8 image (the default detector, as a plain function)."""
-    from emotionlib.detectors.haar import HaarDetector, HaarParams
-
-    return [d.box for d in HaarDetector(params or HaarParams()).detect(image)]
-
-
-def __getattr__(name):  # HaarParams lived here before the detectors/ package
-    if name == "HaarParams":
-        from emotionlib.detectors.haar import HaarParams
-
-        return HaarParams
-    raise AttributeError(name)
 
 
 def scale_detections(found, scale: float, width: int, height: int, scores, landmarks=None) -> list[Detection]:
