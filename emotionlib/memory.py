@@ -16,10 +16,9 @@ core in the kernel; at 4 MiB 10%, and YuNet at concurrency 16 served 34.4 instea
 ``release_free_memory`` asks malloc to return what it still holds (malloc_trim), called
 once a worker has been idle for a moment. Both do nothing without glibc.
 
-``IdlePool`` holds objects that keep memory between calls: OpenCV's detectors keep buffers
-sized to the largest image they have seen (a Haar cascade after one 1280x1280 image: +94
-MiB, measured), one per concurrent detection. ``release_free_memory`` drops the ones nobody
-has used for a while; the next call builds a new one (a cascade: ~25 ms).
+``release_free_memory`` also drops the detectors' pooled objects nobody has used for a while
+(emotionlib.pool.IdlePool: a Haar cascade keeps +94 MiB of buffers after one 1280x1280
+image, measured); the next call builds a new one (a cascade: ~25 ms).
 """
 from __future__ import annotations
 
@@ -27,10 +26,8 @@ import ctypes
 import ctypes.util
 import functools
 import gc
-import threading
-import time
-import weakref
-from contextlib import contextmanager
+
+from emotionlib.pool import drop_idle_pools
 
 M_TRIM_THRESHOLD = -1
 M_MMAP_THRESHOLD = -3
@@ -58,54 +55,13 @@ def tune_allocator() -> bool:
     return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_ARENA_MAX, ARENAS))
 
 
-_POOLS: "weakref.WeakSet[IdlePool]" = weakref.WeakSet()
-
-
-class IdlePool:
-    """Objects made by ``factory``, each used by one borrower at a time (OpenCV's detectors are
-    not documented as thread-safe), kept for reuse and dropped by ``release_free_memory`` once
-    unused for ``idle_s`` (so steady traffic keeps them, and an idle worker gives their
-    buffers back)."""
-
-    def __init__(self, factory, idle_s: float = 0.5):
-        self._factory, self.idle_s = factory, idle_s
-        self._free: list[tuple[float, object]] = []
-        self._lock = threading.Lock()
-        _POOLS.add(self)
-
-    @contextmanager
-    def borrow(self):
-        with self._lock:
-            item = self._free.pop()[1] if self._free else None
-        if item is None:
-            item = self._factory()
-        try:
-            yield item
-        finally:
-            with self._lock:
-                self._free.append((time.monotonic(), item))
-
-    def __len__(self) -> int:
-        return len(self._free)
-
-    def drop_idle(self) -> int:
-        """Drop the objects unused for idle_s; how many were dropped."""
-        cutoff = time.monotonic() - self.idle_s
-        with self._lock:
-            keep = [entry for entry in self._free if entry[0] > cutoff]
-            dropped = len(self._free) - len(keep)
-            self._free = keep
-        return dropped
-
-
 def release_free_memory() -> None:
     """Drop idle pooled objects (IdlePool), collect reference cycles (a request cancelled by
     the timeout leaves its frames, and so its upload and image, in a cycle with the exception:
     the cyclic GC, driven by object counts, may not run for a long time after a few big
     buffers), then malloc_trim. It blocks the calling thread (the event loop): call it only
     once the worker has been idle for a while (UploadGuard's idle_delay_s)."""
-    for pool in list(_POOLS):
-        pool.drop_idle()
+    drop_idle_pools()
     gc.collect()
     libc = _libc()
     if libc is not None:

@@ -1,10 +1,11 @@
-"""emotionlib.memory.IdlePool: detectors' buffers are reused under traffic and given back when idle."""
+"""emotionlib.pool.IdlePool: detectors' buffers are reused under traffic and given back when idle."""
 import threading
 import time
 
 import numpy as np
 
-from emotionlib.memory import IdlePool, release_free_memory
+from emotionlib.memory import release_free_memory
+from emotionlib.pool import IdlePool
 
 
 def test_concurrent_borrowers_get_distinct_objects_and_reuse_them():

@@ -45,7 +45,7 @@ import cv2
 import numpy as np
 
 from emotionlib.geometry import Box, Detection, downscale, keep_faces, scale_detections
-from emotionlib.memory import IdlePool
+from emotionlib.pool import IdlePool
 from emotionlib.preprocess import to_gray
 
 CASCADE_FILE = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")

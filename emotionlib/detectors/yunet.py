@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from emotionlib.geometry import Detection, downscale, keep_faces, scale_detections
-from emotionlib.memory import IdlePool
+from emotionlib.pool import IdlePool
 
 MODEL_FILE = Path(__file__).resolve().parent / "models" / "face_detection_yunet_2023mar.onnx"
 
