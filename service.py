@@ -31,19 +31,19 @@ from starlette.staticfiles import StaticFiles
 from bentoml.exceptions import BentoMLException, ServiceUnavailable
 
 from emotionlib import render
-from emotionlib.access import ApiKeyGuard
-from emotionlib.batching import GreedyBatcher, QueueTimeout
+from emotionlib.serving.access import ApiKeyGuard
+from emotionlib.serving.batching import GreedyBatcher, QueueTimeout
 from emotionlib.detectors import set_detect_threads
 from emotionlib.geometry import Detection
 from emotionlib.errors import InputError
-from emotionlib.errorshape import ErrorShape, access_log_survives_any_header, json_http_errors_in_uvicorn
-from emotionlib.fields import check_inside, parse_boxes, parse_confidence
-from emotionlib.iocache import cache_media_types
-from emotionlib.memory import release_free_memory, tune_allocator
-from emotionlib.metrics import bound_path_labels, metrics
+from emotionlib.serving.errorshape import ErrorShape, access_log_survives_any_header, json_http_errors_in_uvicorn
+from emotionlib.serving.fields import check_inside, parse_boxes, parse_confidence
+from emotionlib.serving.iocache import cache_media_types
+from emotionlib.serving.memory import release_free_memory, tune_allocator
+from emotionlib.serving.metrics import bound_path_labels, metrics
 from emotionlib.pipeline import EmotionPipeline
-from emotionlib.settings import Settings
-from emotionlib.upload import ROUTES, FormSpec, UploadedBytes, UploadGuard, UploadLimits, keep_uploads_in_memory
+from emotionlib.serving.settings import Settings
+from emotionlib.serving.upload import ROUTES, FormSpec, UploadedBytes, UploadGuard, UploadLimits, keep_uploads_in_memory
 
 # Every EMOTION_* variable, validated once: a bad value stops the service here, naming it.
 SETTINGS = Settings.from_env()
@@ -53,7 +53,7 @@ logger.setLevel(SETTINGS.log_level)
 
 # Uploads stay in memory; unknown paths share one metrics label; uvicorn's own 400s are JSON;
 # BentoML's access log answers any header; freed memory goes back to the system
-# (emotionlib/memory.py: measured); response media types are worked out once per class.
+# (emotionlib/serving/memory.py: measured); response media types are worked out once per class.
 tune_allocator()
 cache_media_types()
 keep_uploads_in_memory(max(SETTINGS.max_upload_bytes, SETTINGS.max_batch_upload_bytes))
@@ -115,14 +115,14 @@ class EmotionModel:
 
     @bentoml.api
     async def predict(self, faces: np.ndarray) -> np.ndarray:
-        """Faces of concurrent calls share one forward pass (emotionlib.batching)."""
+        """Faces of concurrent calls share one forward pass (emotionlib.serving.batching)."""
         try:
             return await self.batcher(faces)
         except QueueTimeout as error:
             raise ServiceUnavailable(str(error)) from None
 
 
-# Checked by emotionlib.fields (400s in the API's error shape), so typed Any for BentoML.
+# Checked by emotionlib.serving.fields (400s in the API's error shape), so typed Any for BentoML.
 BoxesField = Annotated[Any, Field(description="JSON list of [x, y, w, h] boxes to classify instead of detecting faces, "
                                               "e.g. [[10, 20, 100, 120]]")]
 ConfidenceField = Annotated[Any, Field(description="0 to 1: drop detected faces the detector scores lower "
@@ -322,4 +322,4 @@ EmotionAPI.add_asgi_middleware(UploadGuard, limits=UploadLimits.from_settings(SE
                                routes={**ROUTES, "/emotion/batch": BATCH_FORM}, on_idle=release_memory_when_idle,
                                idle_delay_s=1.0)
 # The page to try the API in a browser (static files, no external assets): GET /ui
-EmotionAPI.mount_asgi_app(StaticFiles(directory=Path(__file__).parent / "emotionlib" / "ui", html=True), path="/ui")
+EmotionAPI.mount_asgi_app(StaticFiles(directory=Path(__file__).parent / "emotionlib" / "serving" / "ui", html=True), path="/ui")

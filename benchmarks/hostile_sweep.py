@@ -742,7 +742,7 @@ def main() -> None:
                                             args.progress))
         time.sleep(2)
         rss_after, lines_after = server_rss(port, pid), metrics_lines(url)
-        time.sleep(28)  # the workers give memory back once idle (emotionlib/memory.py); held-open raw requests end first
+        time.sleep(28)  # the workers give memory back once idle (emotionlib/serving/memory.py); held-open raw requests end first
         rss_idle = server_rss(port, pid)
         ready = httpx.get(f"{url}/readyz", timeout=30).status_code
         check = httpx.post(f"{url}/emotion", files={"image": ("o.jpg", (FIXTURES / "obama.jpg").read_bytes())},

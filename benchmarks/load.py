@@ -96,7 +96,7 @@ def main() -> None:
               f"{faces / elapsed:>9.1f}{q[49] * 1000:>9.0f}{q[94] * 1000:>9.0f}{q[98] * 1000:>9.0f}"
               f"{server_rss(port) / 2**20:>9.0f}")
     rss_after = server_rss(port)
-    time.sleep(3)  # the API worker gives memory back after a quiet second (emotionlib/memory.py)
+    time.sleep(3)  # the API worker gives memory back after a quiet second (emotionlib/serving/memory.py)
     rss_idle = server_rss(port)
     if rss_before:
         print(f"server RSS (all processes): {rss_before / 2**20:.0f} MiB before, {rss_after / 2**20:.0f} MiB after "

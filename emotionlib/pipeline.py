@@ -27,7 +27,7 @@ from emotionlib.geometry import Box, Detection, clip_box
 from emotionlib.framing import crop_face
 from emotionlib.labels import EMOTIONS
 from emotionlib.preprocess import face_pixels, to_gray
-from emotionlib.settings import Settings
+from emotionlib.serving.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import threading
 import numpy as np
 import pytest
 
-from emotionlib.batching import GreedyBatcher, QueueTimeout
+from emotionlib.serving.batching import GreedyBatcher, QueueTimeout
 
 
 class Recorder:

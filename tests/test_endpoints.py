@@ -217,7 +217,7 @@ def test_page_files_are_open_when_the_api_needs_a_key():
     """With EMOTION_API_KEY set, the page's static files load without it; the API does not."""
     import anyio
 
-    from emotionlib.access import ApiKeyGuard
+    from emotionlib.serving.access import ApiKeyGuard
 
     async def app(scope, receive, send):
         await send({"type": "http.response.start", "status": 200, "headers": []})

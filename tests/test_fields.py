@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from emotionlib.fields import check_inside, parse_boxes, parse_confidence
+from emotionlib.serving.fields import check_inside, parse_boxes, parse_confidence
 from emotionlib.geometry import Box
 from emotionlib.errors import InputError
 

@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from emotionlib.memory import release_free_memory
+from emotionlib.serving.memory import release_free_memory
 from emotionlib.pool import IdlePool
 
 

@@ -1,4 +1,4 @@
-"""emotionlib.iocache: BentoML's per-response media type, remembered per IO class."""
+"""emotionlib.serving.iocache: BentoML's per-response media type, remembered per IO class."""
 from __future__ import annotations
 
 import pytest
@@ -30,7 +30,7 @@ def test_cached_media_type_is_bentomls_own_answer(services):
 
 
 def test_schema_is_generated_once_per_class(services, monkeypatch):
-    from emotionlib.iocache import cache_media_types
+    from emotionlib.serving.iocache import cache_media_types
 
     cache_media_types()  # idempotent: a second call keeps the one cache
     output = services[0].apis["predict"].output_spec

@@ -57,7 +57,7 @@ def test_yunet_finds_both_faces_with_landmarks(bundled_model_store, pair):
 
 
 def test_detector_setting_is_validated():
-    from emotionlib.settings import Settings, SettingsError
+    from emotionlib.serving.settings import Settings, SettingsError
 
     assert Settings.from_env({"EMOTION_DETECTOR": "YuNet"}).detector == "yunet"
     with pytest.raises(SettingsError, match="EMOTION_DETECTOR"):

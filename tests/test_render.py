@@ -53,7 +53,7 @@ def test_each_emotion_has_its_own_colour(obama):
 
 
 def test_page_uses_the_same_colours():
-    css = (ROOT / "emotionlib" / "ui" / "ui.css").read_text()
+    css = (ROOT / "emotionlib" / "serving" / "ui" / "ui.css").read_text()
     found = dict(re.findall(r"--(\w+):\s*(#[0-9A-Fa-f]{6})", css))
     assert {k: v.upper() for k, v in found.items()} == {k: v.upper() for k, v in EMOTION_COLOURS.items()}
 

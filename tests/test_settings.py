@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from emotionlib.settings import Settings, SettingsError
+from emotionlib.serving.settings import Settings, SettingsError
 
 
 def test_defaults_without_variables():

@@ -11,8 +11,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from emotionlib.access import ApiKeyGuard
-from emotionlib.upload import FormSpec, UploadGuard, UploadLimits, check_form, keep_uploads_in_memory
+from emotionlib.serving.access import ApiKeyGuard
+from emotionlib.serving.upload import FormSpec, UploadGuard, UploadLimits, check_form, keep_uploads_in_memory
 
 ROUTES = {"/emotion": FormSpec(files={"image": (1, 1)}, bools=frozenset({"detect"})),
           "/emotion/batch": FormSpec(files={"images": (1, 3)}, texts=frozenset({"boxes"}))}
@@ -134,7 +134,7 @@ def test_idle_hook_runs_after_a_refused_request_too():
 def test_allocator_tuning_on_glibc():
     import platform
 
-    from emotionlib.memory import release_free_memory, tune_allocator
+    from emotionlib.serving.memory import release_free_memory, tune_allocator
 
     if platform.libc_ver()[0] != "glibc":
         pytest.skip("mallopt/malloc_trim are glibc's")

@@ -53,7 +53,7 @@ CASCADE_FILE = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_defa
 
 @dataclass(frozen=True)
 class HaarParams:
-    """Detection parameters (defaults: emotionlib.settings.Settings, chosen as above).
+    """Detection parameters (defaults: emotionlib.serving.settings.Settings, chosen as above).
 
     max_side: images are downscaled so their longer side is at most this before
     detection; boxes are mapped back to the original image's coordinates. min_size: the

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 
 from emotionlib.errors import InputError
-from emotionlib.upload import reject
+from emotionlib.serving.upload import reject
 
 # Kubernetes probes and Prometheus scraping work without the key, and so do the static
 # files of the page GET /ui (it holds no data; its calls to the API send the key).

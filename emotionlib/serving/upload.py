@@ -35,7 +35,7 @@ from starlette.formparsers import MultiPartParser
 from starlette.responses import JSONResponse
 
 from emotionlib.errors import InputError
-from emotionlib.metrics import metrics
+from emotionlib.serving.metrics import metrics
 
 BOOL_VALUES = {"true": True, "1": True, "yes": True, "on": True,
                "false": False, "0": False, "no": False, "off": False}
