@@ -6,7 +6,7 @@
 The model is loaded and run once before anything is written: its output width must equal
 the number of labels, every label must be a known emotion, and the input must be a square
 1- or 3-channel image. It is then converted to an ONNX graph (emotionlib/convert.py), which
-is what the service runs (emotionlib/runtime.py, no TensorFlow needed); the conversion is
+is what the service runs (emotionlib/classifier.py, no TensorFlow needed); the conversion is
 refused unless its outputs match Keras' within ONNX_TOLERANCE. The store keeps both files.
 Importing the same file with the same settings twice keeps one copy.
 """

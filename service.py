@@ -99,7 +99,7 @@ class EmotionModel:
     bento_model = EMOTION_MODEL
 
     def __init__(self) -> None:
-        from emotionlib.runtime import Classifier
+        from emotionlib.classifier import Classifier
 
         self.classifier = Classifier.from_store(stored_model(), SETTINGS.model_threads)
         self.classifier.warm_up()  # before /readyz says ready

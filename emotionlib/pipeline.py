@@ -12,7 +12,7 @@ Steps, each callable on its own: ``decode`` (bytes -> RGB) -> ``detect`` (-> Det
 (-> (N, 6) probabilities) -> ``faces``. ``locate`` runs everything before the classifier,
 so the service can send the uint8 crops to its batching model worker and call ``faces``
 with the answer. The classifier is any callable from uint8 (N, S, S) faces to (N, 6)
-probabilities in EMOTIONS order (emotionlib.runtime.Classifier in-process).
+probabilities in EMOTIONS order (emotionlib.classifier.Classifier in-process).
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ class EmotionPipeline:
         """The pipeline with the model registered by import_model.py, run in this process."""
         import bentoml
 
-        from emotionlib.runtime import Classifier
+        from emotionlib.classifier import Classifier
 
         settings = settings or Settings()
         classifier = Classifier.from_store(bentoml.models.get(tag or settings.model_tag), threads)

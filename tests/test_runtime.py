@@ -1,4 +1,4 @@
-"""Keras -> ONNX conversion (emotionlib/convert.py) and the served runtime (emotionlib/runtime.py).
+"""Keras -> ONNX conversion (emotionlib/convert.py) and the served runtime (emotionlib/classifier.py).
 
 Tolerance: the converted graph's probabilities must equal Keras' within 1e-4 absolute
 (float32 arithmetic in another order; import_model.py refuses a model above that).
@@ -103,7 +103,7 @@ def test_served_classifier_matches_keras_on_uint8_faces(bundled_model_store):
 
     from emotionlib.labels import fold_probabilities
     from emotionlib.preprocess import scale_pixels
-    from emotionlib.runtime import Classifier
+    from emotionlib.classifier import Classifier
 
     stored = bentoml.models.get("emotion_classifier:latest")
     classifier = Classifier.from_store(stored, threads=1)

@@ -176,7 +176,7 @@ def time_per_face(model, batch: int, repeats: int = 20) -> float:
     import time
 
     from emotionlib.convert import keras_to_onnx
-    from emotionlib.runtime import Classifier
+    from emotionlib.classifier import Classifier
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
