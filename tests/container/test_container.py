@@ -87,6 +87,7 @@ def test_bento_holds_only_what_serving_needs(image, container_env):
     bento = Path(listed.stdout.strip())
     files = {str(p.relative_to(bento / "src")) for p in (bento / "src").rglob("*") if p.is_file()}
     assert "service.py" in files and "emotionlib/preprocess.py" in files
+    assert "emotionlib/convert.py" not in files  # the Keras-to-ONNX converter: model import only
     assert not any(f.startswith(("training/", "tests/", ".venv/", "runs/", "models/")) for f in files), files
 
 
