@@ -34,9 +34,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # fer imports TensorFlow
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(HERE))
-from serving import cpu_model, server_rss, service  # noqa: E402
+sys.path.insert(0, str(ROOT))  # a script: the repository's tests/ (server helpers) and emotionlib/
+from tests.server import cpu_model, server_rss, service  # noqa: E402
 
 DEV_PHOTOS = ROOT.parent / "shared" / "data" / "real_photos_dev" / "images"
 LEVELS = (1, 4, 16)

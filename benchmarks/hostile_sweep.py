@@ -35,13 +35,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # a script: the server helpers and generators live in tests/
 
 import httpx  # noqa: E402
 from PIL import Image  # noqa: E402
 
-import fuzzing  # noqa: E402
-from serving import cpu_model, server_rss, service  # noqa: E402
+from tests import fuzzing  # noqa: E402
+from tests.server import cpu_model, server_rss, service  # noqa: E402
 
 FIXTURES = HERE.parent / "tests" / "fixtures"
 ERROR_KEYS = {"error", "code", "status"}

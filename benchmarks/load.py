@@ -20,8 +20,8 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from serving import server_rss  # noqa: E402  (every server process, not just the listening one)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: server helpers live in tests/
+from tests.server import server_rss  # noqa: E402  (every server process, not just the listening one)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 

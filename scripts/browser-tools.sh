@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install headless Chromium and its WebDriver (Debian's chromium + chromium-driver) for the
-# browser test of GET /ui (tests/test_ui_browser.py). Needs root and apt-get, as the
+# browser test of GET /ui (tests/e2e/test_ui_browser.py). Needs root and apt-get, as the
 # container stage's scripts/container-tools.sh does; idempotent.
 set -euo pipefail
 

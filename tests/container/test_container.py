@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import FIXTURES, ROOT, wait_ready
+from tests.helpers import FIXTURES, ROOT
+from tests.server import free_port, wait_ready
 
 IMAGE = "face-emotion:test"
 CONTAINER = "face-emotion-test"
@@ -31,12 +31,6 @@ def sh(args, env, timeout=1800, check=True):
         pytest.fail(f"{' '.join(map(str, args))} failed ({result.returncode}):\n"
                     f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return result
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

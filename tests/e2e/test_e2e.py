@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import FIXTURES, ROOT, free_port
+from tests.helpers import FIXTURES, ROOT
+from tests.server import free_port
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import encode, post_image
-from emotionlib.geometry import Box
 from emotionlib.framing import FRAMINGS, framed_box
-from test_http import check_face, error_of
+from emotionlib.geometry import Box
+from tests.helpers import check_face, encode, error_of, post_image
 
 
 def annotate(client, data, filename="photo.jpg", content_type="image/jpeg", **form):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import FIXTURES, encode
+from tests.helpers import FIXTURES, encode
 
 
 @pytest.fixture(scope="module")

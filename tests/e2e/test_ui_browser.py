@@ -16,8 +16,8 @@ import pytest
 
 from PIL import Image
 
-from conftest import ROOT
 from emotionlib.labels import EMOTIONS
+from tests.helpers import ROOT
 
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

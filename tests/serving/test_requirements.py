@@ -6,7 +6,7 @@ import re
 import pytest
 import yaml
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 FILES = sorted({p for pattern in ("*requirements*.txt", "requirements/*.txt") for p in ROOT.rglob(pattern)
                 if not {".venv", "runs", "node_modules"} & set(p.parts)})

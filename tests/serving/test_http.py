@@ -5,22 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import encode, post_image
-from emotionlib.labels import EMOTIONS
-
-
-def check_face(face, width, height):
-    assert set(face) == {"bounding_box", "emotion", "confidence", "scores", "detection_confidence"}
-    assert face["detection_confidence"] is None or 0.0 <= face["detection_confidence"] <= 1.0
-    x, y, w, h = face["bounding_box"]
-    assert all(isinstance(v, int) for v in (x, y, w, h))
-    assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= width and y + h <= height
-    assert face["emotion"] in EMOTIONS
-    assert 0.0 <= face["confidence"] <= 1.0
-    assert list(face["scores"]) == list(EMOTIONS)
-    assert sum(face["scores"].values()) == pytest.approx(1.0, abs=1e-3)
-    assert face["confidence"] == max(face["scores"].values())
-    assert face["scores"][face["emotion"]] == face["confidence"]
+from tests.helpers import bomb_png, check_face, encode, error_of, post_image
 
 
 def test_one_smiling_face(client, obama):
@@ -109,14 +94,6 @@ def test_octet_stream_upload_is_sniffed(client, obama):
     assert response.status_code == 200 and len(response.json()) == 1
 
 
-def error_of(response, status):
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error", "code", "status"} and body["status"] == status
-    assert isinstance(body["error"], str) and len(body["error"]) > 10
-    return body
-
-
 def random_bytes(n=4096):
     return np.random.default_rng(1).integers(0, 256, n, dtype=np.uint8).tobytes()
 
@@ -148,8 +125,6 @@ def test_unsupported_image_type(client, obama):
 
 
 def test_decompression_bomb(client):
-    from test_decode import bomb_png
-
     body = error_of(post_image(client, bomb_png(10_000, 6_000), "bomb.png", "image/png"), 413)
     assert body["code"] == "image_too_large"
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.fuzzing import bombs, exif_block, many_scans, mode_images, mutate, random_exif, small_seeds, with_exif
-from conftest import FIXTURES, encode
 from emotionlib.decode import decode_picture
 from emotionlib.errors import InputError
+from tests.fuzzing import bombs, exif_block, many_scans, mode_images, mutate, random_exif, small_seeds, with_exif
+from tests.helpers import FIXTURES, encode
 
 SEED = 20261126
 

@@ -6,7 +6,7 @@ import subprocess
 
 import yaml
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 
 def bento_files() -> set[str]:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from emotionlib.serving.fields import check_inside, parse_boxes, parse_confidence
-from emotionlib.geometry import Box
 from emotionlib.errors import InputError
+from emotionlib.geometry import Box
+from emotionlib.serving.fields import check_inside, parse_boxes, parse_confidence
 
 
 def test_text_and_decoded_lists_give_the_same_boxes():

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import ROOT, encode
 from emotionlib.labels import EMOTIONS
 from emotionlib.render import EMOTION_COLOURS, annotate, draw_faces, output_format, sizes
+from tests.helpers import ROOT, encode
 
 
 def face(box, emotion="happy", confidence=0.94):

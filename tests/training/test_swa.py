@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from test_training import dataset  # noqa: F401  (the tiny FER2013-style folders)
+from tests.training.test_training import dataset  # noqa: F401  (the tiny FER2013-style folders)
 
 
 def tiny_source(tmp_path):

@@ -1,4 +1,4 @@
-"""Seeded hostile images, shared by tests/test_fuzz.py (the decoder in-process) and
+"""Seeded hostile images, shared by tests/pipeline/test_fuzz.py (the decoder in-process) and
 benchmarks/hostile_sweep.py (the live service): byte mutations, bit flips and truncations
 of real JPEG/PNG bytes, broken EXIF blocks, every image mode the decoder may meet,
 decompression bombs and things that are not images. Everything is built in memory from

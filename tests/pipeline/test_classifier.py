@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 TOLERANCE = 1e-4
 

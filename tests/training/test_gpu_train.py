@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from test_training import make_images, write_folder
+from tests.training.test_training import make_images, write_folder
 from training.data import load_split
 from training.gpu_pack import pack, pixel_digest, unpack
 

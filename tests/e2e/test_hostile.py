@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from conftest import FIXTURES, Served, encode
+from tests.helpers import FIXTURES, Served, encode
 
 KEY = "test-key-" + uuid.uuid4().hex
 AUTH = {"Authorization": f"Bearer {KEY}"}

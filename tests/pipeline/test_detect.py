@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from conftest import side_by_side
+from emotionlib.detectors.haar import HaarParams
 from emotionlib.detectors.haar import detect_faces
 from emotionlib.geometry import Box, clip_box, order_boxes, suppress_overlaps
-from emotionlib.detectors.haar import HaarParams
+from tests.helpers import side_by_side
 
 
 def test_one_face_in_each_portrait(obama, biden):

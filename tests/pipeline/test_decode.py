@@ -1,16 +1,14 @@
 """Decoding of every input kind the API accepts or must refuse."""
 from __future__ import annotations
 
-import struct
-import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import encode
 from emotionlib.decode import decode_image
 from emotionlib.errors import InputError
+from tests.helpers import bomb_png, encode
 
 
 def gradient(width=64, height=48) -> Image.Image:
@@ -109,17 +107,6 @@ def test_tiny_image():
 def test_large_image_within_limit():
     big = Image.new("RGB", (6000, 4000), "white")
     assert_rgb(decode_image(encode(big, "JPEG", quality=50)), 6000, 4000)
-
-
-def bomb_png(width: int, height: int) -> bytes:
-    """A valid, highly compressed all-black grayscale PNG: small file, huge bitmap."""
-    raw = zlib.compress(b"\x00" * ((width + 1) * height), 9)
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
 
 
 def expect(data, status, code=None, **kwargs):

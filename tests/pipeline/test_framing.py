@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from emotionlib.geometry import Box
 from emotionlib.framing import IDENTITY, Framing, crop_face, crop_with, eye_angle
+from emotionlib.geometry import Box
 
 
 def ramp(height=100, width=120):

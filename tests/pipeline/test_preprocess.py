@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import encode
 from emotionlib.decode import decode_image
 from emotionlib.geometry import Box, crop
 from emotionlib.labels import EMOTIONS, FER2013_LABELS, fold_probabilities, validate_labels
 from emotionlib.preprocess import preprocess_batch, preprocess_face
+from tests.helpers import encode
 
 
 def test_gray_unit_scaling():

@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from conftest import FIXTURES, ROOT
+from tests.helpers import FIXTURES, ROOT
 
 SERVE_CHECK = textwrap.dedent("""
     import json, sys

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from conftest import ROOT
+from tests.helpers import ROOT
 
 KUBERNETES_VERSION = "1.30"
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))

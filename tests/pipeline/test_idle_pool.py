@@ -4,8 +4,8 @@ import time
 
 import numpy as np
 
-from emotionlib.serving.memory import release_free_memory
 from emotionlib.pool import IdlePool
+from emotionlib.serving.memory import release_free_memory
 
 
 def test_concurrent_borrowers_get_distinct_objects_and_reuse_them():

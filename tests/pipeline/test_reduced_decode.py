@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from conftest import encode
 from emotionlib.decode import decode_picture
 from emotionlib.pipeline import EmotionPipeline
+from tests.helpers import encode
 
 
 def test_draft_decoding_reduces_and_reports_full_size(obama):

@@ -1,6 +1,6 @@
-"""Shared by the benchmarks that talk to the service: start `bentoml serve .` on a free
-port (or take a running one's loopback URL), wait until it is ready, measure its memory,
-stop it. Every wait is bounded; only loopback addresses are accepted.
+"""A `bentoml serve .` subprocess for the end-to-end tests and the benchmarks that talk to the
+service: start it on a free port (or take a running one's loopback URL), wait until it is
+ready, measure its memory, stop it. Every wait is bounded; only loopback addresses are accepted.
 """
 from __future__ import annotations
 
