@@ -1,5 +1,7 @@
 # The two quick-start commands: `make serve` and `make test` (see README.md).
-# Both install pinned packages from the public package index into .venv: serving needs
+# Both install pinned packages from the public package index into .venv, then this project
+# itself (pip install -e ., no dependencies: the pins are the requirements files), so
+# `from emotionlib import EmotionPipeline` works from any folder. Serving needs
 # requirements/import.txt (the service, plus Keras/TensorFlow/onnx to register the model), the
 # tests requirements/test.txt (that + training + test tools). The Bento image installs only
 # requirements/serve.txt (no TensorFlow).
@@ -8,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 9000
 
-.PHONY: serve test install import container-test clean
+.PHONY: serve test install import container-test settings-table clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,21 +24,30 @@ $(VENV)/.test-installed: requirements/test.txt requirements/import.txt requireme
 	$(BIN)/pip install --quiet -r requirements/test.txt
 	touch $@
 
-install: $(VENV)/.test-installed
+# --no-build-isolation: the venv's own setuptools builds it, so no build environment is fetched.
+$(VENV)/.package-installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
 
-import: $(VENV)/.serve-installed
+install: $(VENV)/.test-installed $(VENV)/.package-installed
+
+import: $(VENV)/.serve-installed $(VENV)/.package-installed
 	$(BIN)/python import_model.py
 
 # BENTOML_DO_NOT_TRACK: BentoML would otherwise send usage statistics to its vendor.
 serve: import
 	BENTOML_DO_NOT_TRACK=true $(BIN)/bentoml serve . --port $(PORT)
 
-test: $(VENV)/.test-installed
+test: install
 	BENTOML_DO_NOT_TRACK=true $(BIN)/python -m pytest
 
 # Second stage: build the Bento's image with buildah, run it with podman, call it.
-container-test: $(VENV)/.test-installed
+container-test: install
 	BENTOML_DO_NOT_TRACK=true $(BIN)/python -m pytest -m container tests/container
 
+# The README's configuration table, from the settings' definitions (a test checks it is current).
+settings-table: $(VENV)/.serve-installed
+	$(BIN)/python -m emotionlib.serving.settings --write README.md
+
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache *.egg-info

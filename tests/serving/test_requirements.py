@@ -76,3 +76,49 @@ def test_the_bento_installs_the_serving_file():
     config = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
     assert config["python"]["requirements_txt"].lstrip("./") == "requirements/serve.txt"
     assert {"name": "BENTOML_DO_NOT_TRACK", "value": "true"} in config["envs"]
+
+
+def pins(name: str) -> dict[str, str]:
+    """package -> pinned version in requirements/<name>, following -r includes (this platform's lines)."""
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    out = {}
+    path = ROOT / "requirements" / name
+    for _, line in requirement_lines(path):
+        include = INCLUDE.match(line)
+        if include:
+            out.update(pins(include.group(2)))
+            continue
+        requirement = Requirement(line)
+        if requirement.marker is None or requirement.marker.evaluate():
+            out[canonicalize_name(requirement.name)] = str(requirement.specifier).removeprefix("==")
+    return out
+
+
+PINNED_BY = {"dependencies": "serve.txt", "serve": "serve.txt", "convert": "import.txt", "train": "train.txt",
+             "test": "test.txt"}
+
+
+def test_pyproject_ranges_hold_the_pins():
+    """Every dependency pyproject.toml names (the package and each extra) is pinned in the
+    requirements file that installs it, inside the range pyproject.toml gives."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    groups = {"dependencies": project["dependencies"], **project["optional-dependencies"]}
+    assert set(groups) == set(PINNED_BY)
+    for group, lines in groups.items():
+        pinned = pins(PINNED_BY[group])
+        for line in lines:
+            requirement = Requirement(line)
+            name = canonicalize_name(requirement.name)
+            if name == canonicalize_name(project["name"]) or not (requirement.marker is None
+                                                                  or requirement.marker.evaluate()):
+                continue
+            assert name in pinned, f"{group}: {name} is not pinned in requirements/{PINNED_BY[group]}"
+            assert requirement.specifier.contains(pinned[name], prereleases=True), \
+                f"{group}: {name}=={pinned[name]} (requirements/{PINNED_BY[group]}) is outside {requirement.specifier}"
