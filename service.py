@@ -36,7 +36,7 @@ from emotionlib.serving.batching import GreedyBatcher, QueueTimeout
 from emotionlib.detectors import set_detect_threads
 from emotionlib.geometry import Detection
 from emotionlib.errors import InputError
-from emotionlib.serving.errorshape import ErrorShape, access_log_survives_any_header, json_http_errors_in_uvicorn
+from emotionlib.serving.errors import ErrorShape, access_log_survives_any_header, json_http_errors_in_uvicorn
 from emotionlib.serving.fields import check_inside, parse_boxes, parse_confidence
 from emotionlib.serving.iocache import cache_media_types
 from emotionlib.serving.memory import release_free_memory, tune_allocator

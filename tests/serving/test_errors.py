@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from emotionlib.serving.errorshape import ErrorShape
+from emotionlib.serving.errors import ErrorShape
 
 
 def test_an_error_after_the_answer_went_out_is_not_answered_twice():
