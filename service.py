@@ -25,7 +25,7 @@ import bentoml
 import numpy as np
 from PIL.Image import Image
 from pydantic import BaseModel, Field
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from bentoml.exceptions import BentoMLException, ServiceUnavailable
@@ -35,8 +35,8 @@ from emotionlib.serving.access import ApiKeyGuard
 from emotionlib.serving.batching import GreedyBatcher, QueueTimeout
 from emotionlib.detectors import set_detect_threads
 from emotionlib.geometry import Detection
-from emotionlib.errors import InputError
-from emotionlib.serving.errors import ErrorShape, access_log_survives_any_header, json_http_errors_in_uvicorn
+from emotionlib.errors import EmotionError, InputError
+from emotionlib.serving.errors import ErrorShape, answers_errors, refused, access_log_survives_any_header, json_http_errors_in_uvicorn
 from emotionlib.serving.fields import check_inside, parse_boxes, parse_confidence
 from emotionlib.serving.iocache import cache_media_types
 from emotionlib.serving.memory import release_free_memory, tune_allocator
@@ -148,20 +148,29 @@ class EmotionAPI:
         self.retried = False
 
     async def classify(self, pixels: np.ndarray) -> np.ndarray:
-        """The model worker's answer within EMOTION_MODEL_TIMEOUT_S (TimeoutError otherwise).
-        A connection the worker closed as it was reused is retried once, inside that deadline."""
+        """The model worker's answer within EMOTION_MODEL_TIMEOUT_S (EmotionError model_timeout
+        otherwise, model_busy when it refuses). A connection the worker closed as it was reused
+        is retried once, inside that deadline."""
         import aiohttp
 
-        with anyio.fail_after(SETTINGS.model_timeout_s):
-            try:
-                return await self.model.to_async.predict(pixels)
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
-                metrics().model_retries.inc()
-                if not self.retried:  # once per worker; the counter has the rest
-                    self.retried = True
-                    logger.warning("model worker connection dropped (%r); retrying once (logged once, "
-                                   "see emotion_model_retries_total)", error)
-                return await self.model.to_async.predict(pixels)
+        try:
+            with anyio.fail_after(SETTINGS.model_timeout_s):
+                try:
+                    return await self.model.to_async.predict(pixels)
+                except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
+                    metrics().model_retries.inc()
+                    if not self.retried:  # once per worker; the counter has the rest
+                        self.retried = True
+                        logger.warning("model worker connection dropped (%r); retrying once (logged once, "
+                                       "see emotion_model_retries_total)", error)
+                    return await self.model.to_async.predict(pixels)
+        except TimeoutError:
+            raise EmotionError("model_timeout", f"the model worker did not answer within "
+                               f"{SETTINGS.model_timeout_s:g} s") from None
+        except BentoMLException as error:
+            if error.error_code != HTTPStatus.SERVICE_UNAVAILABLE:
+                raise
+            raise EmotionError("model_busy", f"the model worker is overloaded: {error}") from None
 
     def prepare(self, data: bytes, detect: bool, boxes: list | None, min_confidence: float,
                 keep_image: bool) -> Prepared:
@@ -183,17 +192,12 @@ class EmotionAPI:
     async def prepare_async(self, data: bytes, detect: bool = True, boxes: Any = None,
                             min_confidence: Any = None, keep_image: bool = False) -> Prepared:
         """``prepare`` in a worker thread, bounded by EMOTION_DECODE_CONCURRENCY, with the
-        form fields parsed; InputError for a bad photo or field (counted in the metrics)."""
+        form fields parsed; InputError for a bad photo or field."""
         started = time.perf_counter()
-        try:
-            given = None if boxes is None else parse_boxes(boxes, SETTINGS.max_faces)
-            threshold = SETTINGS.min_detection_confidence if min_confidence is None \
-                else parse_confidence(min_confidence)
-            prepared = await anyio.to_thread.run_sync(self.prepare, data, detect, given, threshold, keep_image,
-                                                      limiter=self.decode_slots)
-        except InputError as error:
-            metrics().rejected.labels(reason=error.code).inc()
-            raise
+        given = None if boxes is None else parse_boxes(boxes, SETTINGS.max_faces)
+        threshold = SETTINGS.min_detection_confidence if min_confidence is None else parse_confidence(min_confidence)
+        prepared = await anyio.to_thread.run_sync(self.prepare, data, detect, given, threshold, keep_image,
+                                                  limiter=self.decode_slots)
         metrics().detection.observe(time.perf_counter() - started)
         metrics().faces.observe(len(prepared.detections))
         return prepared
@@ -210,6 +214,7 @@ class EmotionAPI:
         return result
 
     @bentoml.api(route="/emotion")
+    @answers_errors
     async def emotion(self, image: UploadedBytes, detect: bool = True, boxes: BoxesField = None,
                       min_detection_confidence: ConfidenceField = None) -> list[Face]:
         """Every face in a JPEG or PNG photo with its emotion, left to right.
@@ -218,47 +223,37 @@ class EmotionAPI:
         list of [x, y, w, h]) classifies exactly those regions instead of detecting faces;
         `min_detection_confidence` (0-1) drops detected faces the detector scores lower.
         """
-        try:
-            prepared = await self.prepare_async(image, detect, boxes, min_detection_confidence)
-            return (await self.faces_of([prepared]))[0]
-        except InputError as error:
-            return error_response(error)
-        except (TimeoutError, BentoMLException) as error:
-            return unavailable(error)
+        prepared = await self.prepare_async(image, detect, boxes, min_detection_confidence)
+        return (await self.faces_of([prepared]))[0]
 
     @bentoml.api(route="/emotion/annotate")
+    @answers_errors
     async def annotate(self, image: UploadedBytes, detect: bool = True, boxes: BoxesField = None,
                        min_detection_confidence: ConfidenceField = None) -> Image:
         """The photo (JPEG in: JPEG out; PNG in: PNG out), upright, with each face's box and
         `emotion confidence` label drawn; the faces' JSON (as /emotion answers it) is in
         the `X-Emotion-Faces` response header."""
-        try:
-            prepared = await self.prepare_async(image, detect, boxes, min_detection_confidence, keep_image=True)
-            faces = [face.model_dump() for face in (await self.faces_of([prepared]))[0]]
-        except InputError as error:
-            return error_response(error)
-        except (TimeoutError, BentoMLException) as error:
-            return unavailable(error)
+        prepared = await self.prepare_async(image, detect, boxes, min_detection_confidence, keep_image=True)
+        faces = [face.model_dump() for face in (await self.faces_of([prepared]))[0]]
         fmt = render.output_format(image)
         body = await anyio.to_thread.run_sync(render.annotate, prepared.rgb, faces, fmt, limiter=self.decode_slots)
         return Response(body, media_type=render.MEDIA_TYPES[fmt],
                         headers={FACES_HEADER: json.dumps(faces, separators=(",", ":"))})
 
     @bentoml.api(route="/emotion/batch")
+    @answers_errors
     async def batch(self, images: list[UploadedBytes], detect: bool = True,
                     min_detection_confidence: ConfidenceField = None) -> list[dict]:
         """Many photos in one request (repeat the file field `images`). One entry per photo,
         in request order: `{"faces": [...]}`, or that photo's own error object."""
-        try:  # a bad form field is the request's error, not a photo's
-            threshold = None if min_detection_confidence is None else parse_confidence(min_detection_confidence)
-        except InputError as error:
-            return error_response(error)
+        # a bad form field is the request's error, not a photo's
+        threshold = None if min_detection_confidence is None else parse_confidence(min_detection_confidence)
         entries: list[Any] = [None] * len(images)
 
         async def one(index: int, data: bytes) -> None:
             try:
                 if len(data) > SETTINGS.max_upload_bytes:
-                    raise InputError(413, "upload_too_large", f"photo {index} is {len(data):,} bytes; "
+                    raise InputError("upload_too_large", f"photo {index} is {len(data):,} bytes; "
                                      f"the limit per photo is {SETTINGS.max_upload_mb:g} MiB")
                 entries[index] = await self.prepare_async(data, detect, None, threshold)
             except InputError as error:
@@ -268,29 +263,12 @@ class EmotionAPI:
             for index, data in enumerate(images):
                 group.start_soon(one, index, data)
         good = [entry for entry in entries if isinstance(entry, Prepared)]
-        try:
-            faces = iter(await self.faces_of(good))
-        except (TimeoutError, BentoMLException) as error:
-            return unavailable(error)
+        faces = iter(await self.faces_of(good))
         return [{"faces": [f.model_dump() for f in next(faces)]} if isinstance(entry, Prepared)
-                else entry.to_dict() for entry in entries]
+                else refused(entry) for entry in entries]
 
 
 FACES_HEADER = "X-Emotion-Faces"
-
-
-def unavailable(error: Exception) -> JSONResponse:
-    """503 for a model worker that did not answer in time or is overloaded; anything else
-    is a bug and raised again."""
-    if isinstance(error, TimeoutError):
-        return busy(f"the model worker did not answer within {SETTINGS.model_timeout_s:g} s", "model_timeout")
-    if isinstance(error, BentoMLException) and error.error_code == HTTPStatus.SERVICE_UNAVAILABLE:
-        return busy(f"the model worker is overloaded: {error}", "model_busy")
-    raise error
-
-
-def busy(message: str, code: str) -> JSONResponse:
-    return JSONResponse({"error": message, "code": code, "status": 503}, status_code=503)
 
 
 @dataclass
@@ -300,10 +278,6 @@ class Prepared:
     rgb: np.ndarray | None
     detections: list[Detection]
     pixels: np.ndarray
-
-
-def error_response(error: InputError) -> JSONResponse:
-    return JSONResponse(error.to_dict(), status_code=error.status)
 
 
 def release_memory_when_idle() -> None:

@@ -136,7 +136,7 @@ def decode_picture(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: 
     anything is decompressed).
     """
     if not data:
-        raise InputError(400, "empty_file", "the uploaded file 'image' is empty")
+        raise InputError("empty_file", "the uploaded file 'image' is empty")
     try:
         with warnings.catch_warnings():
             # The pixel limit is enforced below, from the header, against max_pixels; Pillow's
@@ -144,10 +144,10 @@ def decode_picture(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: 
             warnings.simplefilter("ignore")
             image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise InputError(400, "not_an_image",
+        raise InputError("not_an_image",
                          f"the uploaded file is {_describe_non_image(data)}, not a JPEG or PNG image") from None
     except Image.DecompressionBombError:
-        raise InputError(413, "image_too_large",
+        raise InputError("image_too_large",
                          f"the image has too many pixels (limit {max_pixels:,})") from None
     except MemoryError:
         raise
@@ -155,18 +155,18 @@ def decode_picture(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: 
         raise _undecodable("image", ": its header cannot be read", exc) from None
     with image:
         if image.format not in ACCEPTED_FORMATS:
-            raise InputError(415, "unsupported_image_type",
+            raise InputError("unsupported_image_type",
                              f"{image.format} images are not accepted; send a JPEG or PNG")
         width, height = image.size
         if width < 1 or height < 1:
-            raise InputError(400, "corrupt_image", "the image has no pixels")
+            raise InputError("corrupt_image", "the image has no pixels")
         if width * height > max_pixels:
-            raise InputError(413, "image_too_large",
+            raise InputError("image_too_large",
                              f"the image is {width}x{height} = {width * height:,} pixels; "
                              f"the limit is {max_pixels:,}")
         kind = ACCEPTED_FORMATS[image.format].upper()
         if kind == "JPEG" and (scans := data.count(b"\xff\xda")) > MAX_JPEG_SCANS:
-            raise InputError(400, "too_many_scans", f"the JPEG has {scans:,} scans; at most {MAX_JPEG_SCANS} are "
+            raise InputError("too_many_scans", f"the JPEG has {scans:,} scans; at most {MAX_JPEG_SCANS} are "
                              "accepted (each costs a pass over the whole image)")
         try:
             with warnings.catch_warnings():
@@ -189,7 +189,7 @@ def decode_picture(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: 
 def _undecodable(what: str, consequence: str, exc: Exception) -> InputError:
     reason = "truncated" if "truncated" in str(exc).lower() else "corrupt"
     detail = str(exc)[:200] or type(exc).__name__
-    return InputError(400, f"{reason}_image", f"the {what} is {reason}{consequence} ({detail})")
+    return InputError(f"{reason}_image", f"the {what} is {reason}{consequence} ({detail})")
 
 
 def decode_image(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:

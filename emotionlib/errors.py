@@ -1,16 +1,17 @@
-"""The one error type the API turns into a 4xx JSON response."""
+"""The pipeline's errors: a stable ``code`` a program can branch on and a ``message`` a person
+can act on. Nothing here knows about HTTP: emotionlib.serving.errors maps codes to statuses."""
 from __future__ import annotations
 
 
-class InputError(ValueError):
-    """A problem with what the client sent. ``status`` is the HTTP status to answer with."""
+class EmotionError(Exception):
+    """An error with a ``code`` (snake_case, stable) and a ``message``."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, code: str, message: str):
         super().__init__(message)
-        self.status = status
         self.code = code
         self.message = message
 
-    def to_dict(self) -> dict:
-        """The JSON error body every 4xx answer of the API uses."""
-        return {"error": self.message, "code": self.code, "status": self.status}
+
+class InputError(EmotionError, ValueError):
+    """What the caller gave cannot be used: a photo that is not a JPEG/PNG or does not decode,
+    too many pixels, boxes outside the image, an option out of its range."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 
 from emotionlib.errors import InputError
-from emotionlib.serving.upload import reject
+from emotionlib.serving.errors import reject
 
 # Kubernetes probes and Prometheus scraping work without the key, and so do the static
 # files of the page GET /ui (it holds no data; its calls to the API send the key).
@@ -39,6 +39,6 @@ class ApiKeyGuard:
         token = bearer_token(scope)
         if token is not None and hmac.compare_digest(token, self.key):
             return await self.app(scope, receive, send)
-        error = InputError(401, "unauthorized", "this server needs an API key: send the header "
+        error = InputError("unauthorized", "this server needs an API key: send the header "
                            "'Authorization: Bearer <key>'" if token is None else "the API key is not valid")
         return await reject(error, scope, receive, send, {"WWW-Authenticate": "Bearer"})

@@ -17,7 +17,7 @@ EXAMPLE = "[[10, 20, 100, 120]]"
 
 
 def _invalid(message: str) -> InputError:
-    return InputError(400, "invalid_boxes", message)
+    return InputError("invalid_boxes", message)
 
 
 def _is_int(value) -> bool:
@@ -66,6 +66,6 @@ def parse_confidence(value, name: str = "min_detection_confidence") -> float:
     except (TypeError, ValueError):
         number = None
     if number is None or not 0.0 <= number <= 1.0:
-        raise InputError(400, "invalid_field", f"field {name!r} must be a number from 0 to 1, "
+        raise InputError("invalid_field", f"field {name!r} must be a number from 0 to 1, "
                          f"got {str(value)[:40]!r}")
     return number

@@ -14,7 +14,8 @@ endpoint is a new entry, not new code):
    are busy) and the untouched body handed to BentoML. BentoML's own ``max_concurrency``
    is not used: it counts a request from its first header, uploads included.
 
-Every rejection is a JSON body of the InputError shape. Uploaded bytes stay in memory:
+Every rejection is an answer of emotionlib.serving.errors (the one JSON error shape).
+Uploaded bytes stay in memory:
 ``keep_uploads_in_memory`` stops starlette from spooling large parts to temporary files,
 and ``UploadedBytes`` (the handler's parameter type) hands a part to the handler as bytes,
 instead of BentoML's default for ``Path`` parameters (a copy in a temporary file).
@@ -32,10 +33,9 @@ import anyio
 from pydantic import WrapValidator
 from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartParser
-from starlette.responses import JSONResponse
 
-from emotionlib.errors import InputError
-from emotionlib.serving.metrics import metrics
+from emotionlib.errors import EmotionError, InputError
+from emotionlib.serving.errors import reject
 
 BOOL_VALUES = {"true": True, "1": True, "yes": True, "on": True,
                "false": False, "0": False, "no": False, "off": False}
@@ -94,7 +94,7 @@ def parse_bool(name: str, value: str) -> bool:
     try:
         return BOOL_VALUES[value.strip().lower()]
     except KeyError:
-        raise InputError(400, "invalid_field", f"field {name!r} must be true or false "
+        raise InputError("invalid_field", f"field {name!r} must be true or false "
                          f"(also 1/0, yes/no, on/off), got {value[:40]!r}") from None
 
 
@@ -128,8 +128,8 @@ def _read_in_memory(value, handler):
 UploadedBytes = Annotated[Path, WrapValidator(_read_in_memory)]
 
 
-def overloaded(what: str) -> InputError:
-    return InputError(503, "overloaded", f"the server is busy ({what}); retry in a moment")
+def overloaded(what: str) -> EmotionError:
+    return EmotionError("overloaded", f"the server is busy ({what}); retry in a moment")
 
 
 class UploadGuard:
@@ -184,7 +184,7 @@ class UploadGuard:
             await check_form(scope, body, spec)
             if self.processing >= self.limits.max_processing:
                 raise overloaded(f"{self.processing} requests in progress")
-        except InputError as error:
+        except EmotionError as error:
             return await reject(error, scope, receive, send)
 
         pending = [body]
@@ -204,13 +204,13 @@ class UploadGuard:
     @staticmethod
     def _too_large(size: str, max_bytes: int) -> InputError:
         mib = max_bytes / (1024 * 1024)
-        return InputError(413, "upload_too_large", f"the upload is {size}; the limit is {mib:g} MiB")
+        return InputError("upload_too_large", f"the upload is {size}; the limit is {mib:g} MiB")
 
     async def _receive(self, scope, receive, max_bytes: int) -> bytes:
         headers = Headers(scope=scope)
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "multipart/form-data":
-            raise InputError(415, "unsupported_media_type",
+            raise InputError("unsupported_media_type",
                              "send multipart/form-data with the photo as a file field "
                              f"(got Content-Type {media_type[:60] or 'none'!r})")
         declared = headers.get("content-length")
@@ -227,12 +227,12 @@ class UploadGuard:
                 with anyio.move_on_after(wait):
                     message = await receive()
             if message is None:
-                raise InputError(408, "incomplete_upload",
+                raise InputError("incomplete_upload",
                                  f"the upload did not arrive in time: {size:,} bytes in {allowed:.0f} s "
                                  f"(the body must arrive within {limits.timeout_s:g} s, at least "
                                  f"{limits.min_bytes_per_s / 1024:g} KiB/s after the first {limits.grace_s:g} s)")
             if message["type"] == "http.disconnect":
-                raise InputError(408, "incomplete_upload", "the client disconnected during the upload")
+                raise InputError("incomplete_upload", "the client disconnected during the upload")
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > max_bytes:
@@ -240,17 +240,6 @@ class UploadGuard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
-
-
-async def reject(error: InputError, scope, receive, send, headers: Mapping[str, str] | None = None) -> None:
-    """Answer with the error's JSON shape and count it in emotion_rejected_requests_total."""
-    metrics().rejected.labels(reason=error.code).inc()
-    response = JSONResponse(error.to_dict(), status_code=error.status, headers=headers)
-    if error.status in (408, 413):  # the rest of the body was not read
-        response.headers["Connection"] = "close"
-    if error.status == 503:
-        response.headers["Retry-After"] = "1"
-    await response(scope, receive, send)
 
 
 def normalized(scope):
@@ -277,7 +266,7 @@ async def check_form(scope, body: bytes, spec: FormSpec) -> None:
         form = await parser.parse()
     except Exception as exc:  # noqa: BLE001 - starlette raises MultiPartException, ValueError, KeyError ...
         detail = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        raise InputError(400, "malformed_multipart",
+        raise InputError("malformed_multipart",
                          f"the multipart/form-data body cannot be parsed: {detail[:200]}") from None
     try:
         _check_fields(form, spec)
@@ -290,23 +279,23 @@ def _check_fields(form, spec: FormSpec) -> None:
     unknown = [name for name in names if name not in spec.names]
     if spec.main not in names:
         hint = f" (got {unknown})" if unknown else ""
-        raise InputError(400, "missing_field", f"missing field {spec.main!r}: send the photo as a file field "
+        raise InputError("missing_field", f"missing field {spec.main!r}: send the photo as a file field "
                          f"named {spec.main!r}{hint}")
     if unknown:
-        raise InputError(400, "unknown_field", f"unexpected form field(s) {unknown}; this endpoint takes "
+        raise InputError("unknown_field", f"unexpected form field(s) {unknown}; this endpoint takes "
                          f"{spec.names}")
     for name, (fewest, most) in spec.files.items():
         parts = form.getlist(name)
         if not fewest <= len(parts) <= most:
             count = f"exactly {most}" if fewest == most else f"{fewest} to {most}"
-            raise InputError(400, "too_many_files", f"send {count} {name!r} file(s), got {len(parts)}")
+            raise InputError("too_many_files", f"send {count} {name!r} file(s), got {len(parts)}")
         if any(not isinstance(part, UploadFile) for part in parts):
-            raise InputError(400, "not_a_file", f"field {name!r} must be a file upload "
+            raise InputError("not_a_file", f"field {name!r} must be a file upload "
                              f"(curl: -F \"{name}=@photo.jpg\")")
     for name in (spec.bools | spec.texts) & set(names):
         values = form.getlist(name)
         if len(values) != 1 or not isinstance(values[0], str):
-            raise InputError(400, "invalid_field", f"field {name!r} must be given once, as text")
+            raise InputError("invalid_field", f"field {name!r} must be given once, as text")
         if name in spec.bools:
             parse_bool(name, values[0])
         readable_by_bentoml(name, values[0])
@@ -325,4 +314,4 @@ def readable_by_bentoml(name: str, value: str) -> None:
         pass
     except (ValueError, RecursionError) as exc:
         reason = "nested too deep" if isinstance(exc, RecursionError) else str(exc).split(":")[0].lower()
-        raise InputError(400, "invalid_field", f"field {name!r} cannot be read ({reason})") from None
+        raise InputError("invalid_field", f"field {name!r} cannot be read ({reason})") from None

@@ -8,6 +8,7 @@ from PIL import Image
 
 from emotionlib.decode import decode_image
 from emotionlib.errors import InputError
+from emotionlib.serving.errors import status_of
 from tests.helpers import bomb_png, encode
 
 
@@ -112,7 +113,7 @@ def test_large_image_within_limit():
 def expect(data, status, code=None, **kwargs):
     with pytest.raises(InputError) as info:
         decode_image(data, **kwargs)
-    assert info.value.status == status, info.value.message
+    assert status_of(info.value) == status, info.value.message
     if code:
         assert info.value.code == code
     assert info.value.message

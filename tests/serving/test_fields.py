@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from emotionlib.errors import InputError
+from emotionlib.serving.errors import status_of
 from emotionlib.geometry import Box
 from emotionlib.serving.fields import check_inside, parse_boxes, parse_confidence
 
@@ -32,7 +33,7 @@ BAD = [
 def test_bad_boxes_are_named(name, text, message):
     with pytest.raises(InputError) as info:
         parse_boxes(text, 10)
-    assert info.value.status == 400 and info.value.code == "invalid_boxes"
+    assert status_of(info.value) == 400 and info.value.code == "invalid_boxes"
     assert message in info.value.message
 
 
