@@ -36,14 +36,14 @@ from emotionlib.serving.batching import GreedyBatcher, QueueTimeout
 from emotionlib.detectors import set_detect_threads
 from emotionlib.geometry import Detection
 from emotionlib.errors import EmotionError, InputError
-from emotionlib.serving.errors import ErrorShape, answers_errors, refused, access_log_survives_any_header, json_http_errors_in_uvicorn
+from emotionlib.serving.errors import ErrorShape, answers_errors, refused
 from emotionlib.serving.fields import check_inside, parse_boxes, parse_confidence
-from emotionlib.serving.iocache import cache_media_types
-from emotionlib.serving.memory import release_free_memory, tune_allocator
-from emotionlib.serving.metrics import bound_path_labels, metrics
+from emotionlib.serving.memory import release_free_memory
+from emotionlib.serving.metrics import metrics
 from emotionlib.pipeline import EmotionPipeline
+from emotionlib.serving import patches
 from emotionlib.serving.settings import Settings
-from emotionlib.serving.upload import ROUTES, FormSpec, UploadedBytes, UploadGuard, UploadLimits, keep_uploads_in_memory
+from emotionlib.serving.upload import ROUTES, FormSpec, UploadedBytes, UploadGuard, UploadLimits
 
 # Every EMOTION_* variable, validated once: a bad value stops the service here, naming it.
 SETTINGS = Settings.from_env()
@@ -51,15 +51,8 @@ SETTINGS = Settings.from_env()
 logger = logging.getLogger("emotion")
 logger.setLevel(SETTINGS.log_level)
 
-# Uploads stay in memory; unknown paths share one metrics label; uvicorn's own 400s are JSON;
-# BentoML's access log answers any header; freed memory goes back to the system
-# (emotionlib/serving/memory.py: measured); response media types are worked out once per class.
-tune_allocator()
-cache_media_types()
-keep_uploads_in_memory(max(SETTINGS.max_upload_bytes, SETTINGS.max_batch_upload_bytes))
-bound_path_labels()
-json_http_errors_in_uvicorn()
-access_log_survives_any_header()
+# Every library patch (emotionlib/serving/patches.py), after checking the library versions.
+patches.apply(max_upload_bytes=max(SETTINGS.max_upload_bytes, SETTINGS.max_batch_upload_bytes))
 
 EMOTION_MODEL = bentoml.models.BentoModel(SETTINGS.model_tag)
 

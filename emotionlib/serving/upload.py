@@ -16,7 +16,7 @@ endpoint is a new entry, not new code):
 
 Every rejection is an answer of emotionlib.serving.errors (the one JSON error shape).
 Uploaded bytes stay in memory:
-``keep_uploads_in_memory`` stops starlette from spooling large parts to temporary files,
+``patches.keep_uploads_in_memory`` stops starlette from spooling large parts to temporary files,
 and ``UploadedBytes`` (the handler's parameter type) hands a part to the handler as bytes,
 instead of BentoML's default for ``Path`` parameters (a copy in a temporary file).
 """
@@ -101,15 +101,6 @@ def parse_bool(name: str, value: str) -> bool:
 class _InMemoryParser(MultiPartParser):
     """starlette's multipart parser with file parts kept in memory (the body is bounded)."""
     spool_max_size = 2**31
-
-
-def keep_uploads_in_memory(max_bytes: int) -> None:
-    """Make starlette (and so BentoML's form parsing) keep parts up to max_bytes in memory.
-
-    starlette spools file parts over 1 MiB to a temporary file; uploads are photos of
-    people, and the guard already bounds the body to max_bytes.
-    """
-    MultiPartParser.spool_max_size = max(MultiPartParser.spool_max_size, max_bytes + 1)
 
 
 def _read_in_memory(value, handler):

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from emotionlib.serving.access import ApiKeyGuard
-from emotionlib.serving.upload import FormSpec, UploadGuard, UploadLimits, check_form, keep_uploads_in_memory
+from emotionlib.serving.upload import FormSpec, UploadGuard, UploadLimits
 
 ROUTES = {"/emotion": FormSpec(files={"image": (1, 1)}, bools=frozenset({"detect"})),
           "/emotion/batch": FormSpec(files={"images": (1, 3)}, texts=frozenset({"boxes"}))}
@@ -74,33 +74,6 @@ def test_api_key_in_constant_time_compare_and_open_probes():
         assert client.get("/livez").status_code == 404  # open (not refused with 401): the app has no such route
 
 
-@pytest.mark.parametrize("size", [3 * 1024 * 1024])
-def test_large_parts_stay_in_memory(size):
-    keep_uploads_in_memory(10 * 1024 * 1024)
-    boundary = "b"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"x.jpg\"\r\n\r\n".encode()
-            + b"\xff" * size + f"\r\n--{boundary}--\r\n".encode())
-    scope = {"type": "http", "method": "POST", "path": "/emotion",
-             "headers": [(b"content-type", f"multipart/form-data; boundary={boundary}".encode())]}
-
-    async def parse():
-        sent = False
-
-        async def receive():
-            nonlocal sent
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        form = await Request(scope, receive).form()
-        upload = form["image"]
-        rolled = upload.file._rolled  # SpooledTemporaryFile: True once written to a temporary file
-        await form.close()
-        await check_form(scope, body, ROUTES["/emotion"])
-        return rolled
-
-    assert asyncio.run(parse()) is False
-
-
 def test_idle_hook_runs_when_the_last_request_ends():
     calls = []
     with TestClient(app_with(on_idle=lambda: calls.append(1))) as client:
@@ -129,14 +102,3 @@ def test_idle_hook_runs_after_a_refused_request_too():
         refused = client.post("/emotion", content=b"x" * 100, headers={"Content-Type": "text/plain"})
         assert refused.status_code == 415
     assert calls == [1]
-
-
-def test_allocator_tuning_on_glibc():
-    import platform
-
-    from emotionlib.serving.memory import release_free_memory, tune_allocator
-
-    if platform.libc_ver()[0] != "glibc":
-        pytest.skip("mallopt/malloc_trim are glibc's")
-    assert tune_allocator() is True
-    release_free_memory()
