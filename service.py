@@ -49,12 +49,12 @@ from emotionlib.serving.upload import ROUTES, FormSpec, UploadedBytes, UploadGua
 SETTINGS = Settings.from_env()
 
 logger = logging.getLogger("emotion")
-logger.setLevel(SETTINGS.log_level)
+logger.setLevel(SETTINGS.service.log_level)
 
 # Every library patch (emotionlib/serving/patches.py), after checking the library versions.
-patches.apply(max_upload_bytes=max(SETTINGS.max_upload_bytes, SETTINGS.max_batch_upload_bytes))
+patches.apply(max_upload_bytes=max(SETTINGS.limits.max_upload_bytes, SETTINGS.limits.max_batch_upload_bytes))
 
-EMOTION_MODEL = bentoml.models.BentoModel(SETTINGS.model_tag)
+EMOTION_MODEL = bentoml.models.BentoModel(SETTINGS.model.model_tag)
 
 
 def stored_model():
@@ -62,7 +62,7 @@ def stored_model():
     stored = EMOTION_MODEL.stored
     if stored is None:
         raise RuntimeError(
-            f"no model {SETTINGS.model_tag!r} in the BentoML model store "
+            f"no model {SETTINGS.model.model_tag!r} in the BentoML model store "
             f"({os.environ.get('BENTOML_HOME', '~/bentoml')}); run `python import_model.py` first"
         )
     return stored
@@ -84,7 +84,7 @@ class Face(BaseModel):
 # The model worker's deadline (EMOTION_MODEL_TIMEOUT_S) is shorter than the client's 60 s.
 # runner_connection: BentoML's internal client otherwise closes its aiohttp session every 100
 # calls while other calls are still in flight on it: the "dropped connections" under load.
-@bentoml.service(name="emotion_model", workers=1, traffic={"timeout": SETTINGS.model_timeout_s},
+@bentoml.service(name="emotion_model", workers=1, traffic={"timeout": SETTINGS.model.model_timeout_s},
                  runner_connection={"max_requests": 2**31 - 1, "max_age": 1e9})
 class EmotionModel:
     """Owns the classifier (ONNX Runtime); uint8 (N, S, S) faces -> (N, 6) EMOTIONS probabilities."""
@@ -94,9 +94,9 @@ class EmotionModel:
     def __init__(self) -> None:
         from emotionlib.classifier import Classifier
 
-        self.classifier = Classifier.from_store(stored_model(), SETTINGS.model_threads)
+        self.classifier = Classifier.from_store(stored_model(), SETTINGS.model.model_threads)
         self.classifier.warm_up()  # before /readyz says ready
-        self.batcher = GreedyBatcher(self.classify, SETTINGS.max_batch_size, SETTINGS.max_latency_ms / 1000)
+        self.batcher = GreedyBatcher(self.classify, SETTINGS.model.model_max_batch_faces, SETTINGS.model.model_max_wait_ms / 1000)
         logger.info("loaded %s (%s)", stored_model().tag, ", ".join(self.classifier.labels))
 
     def classify(self, faces: np.ndarray) -> np.ndarray:
@@ -125,7 +125,7 @@ ConfidenceField = Annotated[Any, Field(description="0 to 1: drop detected faces 
 @bentoml.service(
     name="emotion_api",
     http={"port": 9000},
-    workers=SETTINGS.api_workers,
+    workers=SETTINGS.service.api_workers,
     # No BentoML max_concurrency: it counts a request from its first byte, so slow uploads
     # took every slot. UploadGuard limits uploads and processing separately.
     traffic={"timeout": 60},
@@ -134,10 +134,10 @@ class EmotionAPI:
     model = bentoml.depends(EmotionModel)
 
     def __init__(self) -> None:
-        set_detect_threads(SETTINGS.detect_threads)
+        set_detect_threads(SETTINGS.service.detect_threads)
         size = stored_model().info.metadata["input_size"]
-        self.pipeline = EmotionPipeline(settings=SETTINGS, input_size=size)
-        self.decode_slots = anyio.CapacityLimiter(SETTINGS.decode_concurrency)
+        self.pipeline = EmotionPipeline(options=SETTINGS.detection, input_size=size)
+        self.decode_slots = anyio.CapacityLimiter(SETTINGS.limits.max_decodes_in_progress)
         self.retried = False
 
     async def classify(self, pixels: np.ndarray) -> np.ndarray:
@@ -147,7 +147,7 @@ class EmotionAPI:
         import aiohttp
 
         try:
-            with anyio.fail_after(SETTINGS.model_timeout_s):
+            with anyio.fail_after(SETTINGS.model.model_timeout_s):
                 try:
                     return await self.model.to_async.predict(pixels)
                 except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
@@ -159,7 +159,7 @@ class EmotionAPI:
                     return await self.model.to_async.predict(pixels)
         except TimeoutError:
             raise EmotionError("model_timeout", f"the model worker did not answer within "
-                               f"{SETTINGS.model_timeout_s:g} s") from None
+                               f"{SETTINGS.model.model_timeout_s:g} s") from None
         except BentoMLException as error:
             if error.error_code != HTTPStatus.SERVICE_UNAVAILABLE:
                 raise
@@ -184,11 +184,11 @@ class EmotionAPI:
 
     async def prepare_async(self, data: bytes, detect: bool = True, boxes: Any = None,
                             min_confidence: Any = None, keep_image: bool = False) -> Prepared:
-        """``prepare`` in a worker thread, bounded by EMOTION_DECODE_CONCURRENCY, with the
+        """``prepare`` in a worker thread, bounded by EMOTION_MAX_DECODES_IN_PROGRESS, with the
         form fields parsed; InputError for a bad photo or field."""
         started = time.perf_counter()
-        given = None if boxes is None else parse_boxes(boxes, SETTINGS.max_faces)
-        threshold = SETTINGS.min_detection_confidence if min_confidence is None else parse_confidence(min_confidence)
+        given = None if boxes is None else parse_boxes(boxes, SETTINGS.detection.max_faces_per_image)
+        threshold = SETTINGS.detection.min_detection_confidence if min_confidence is None else parse_confidence(min_confidence)
         prepared = await anyio.to_thread.run_sync(self.prepare, data, detect, given, threshold, keep_image,
                                                   limiter=self.decode_slots)
         metrics().detection.observe(time.perf_counter() - started)
@@ -245,9 +245,9 @@ class EmotionAPI:
 
         async def one(index: int, data: bytes) -> None:
             try:
-                if len(data) > SETTINGS.max_upload_bytes:
+                if len(data) > SETTINGS.limits.max_upload_bytes:
                     raise InputError("upload_too_large", f"photo {index} is {len(data):,} bytes; "
-                                     f"the limit per photo is {SETTINGS.max_upload_mb:g} MiB")
+                                     f"the limit per photo is {SETTINGS.limits.max_upload_mb:g} MiB")
                 entries[index] = await self.prepare_async(data, detect, None, threshold)
             except InputError as error:
                 entries[index] = error
@@ -281,11 +281,11 @@ def release_memory_when_idle() -> None:
 
 # Outermost first: every error answer shaped, then the API key, then the upload checks.
 EmotionAPI.add_asgi_middleware(ErrorShape)
-EmotionAPI.add_asgi_middleware(ApiKeyGuard, api_key=SETTINGS.api_key)
-BATCH_FORM = FormSpec(files={"images": (1, SETTINGS.max_batch_images)}, bools=frozenset({"detect"}),
-                      texts=frozenset({"min_detection_confidence"}), max_bytes=SETTINGS.max_batch_upload_bytes)
+EmotionAPI.add_asgi_middleware(ApiKeyGuard, api_key=SETTINGS.access.api_key)
+BATCH_FORM = FormSpec(files={"images": (1, SETTINGS.limits.max_batch_images)}, bools=frozenset({"detect"}),
+                      texts=frozenset({"min_detection_confidence"}), max_bytes=SETTINGS.limits.max_batch_upload_bytes)
 # idle_delay_s: the release stalls the event loop, so it waits for a quiet second.
-EmotionAPI.add_asgi_middleware(UploadGuard, limits=UploadLimits.from_settings(SETTINGS),
+EmotionAPI.add_asgi_middleware(UploadGuard, limits=UploadLimits.from_settings(SETTINGS.limits),
                                routes={**ROUTES, "/emotion/batch": BATCH_FORM}, on_idle=release_memory_when_idle,
                                idle_delay_s=1.0)
 # The page to try the API in a browser (static files, no external assets): GET /ui

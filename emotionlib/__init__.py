@@ -1,5 +1,16 @@
-"""Shared face-emotion code used by both serving (service.py) and training/.
+"""Faces and their emotions in photos, in-process: the face pipeline the service serves.
 
-Everything here is light: numpy, OpenCV and Pillow only, no Keras import, so the
-API process starts fast and the Bento carries only what serving needs.
+    from emotionlib import EmotionPipeline
+
+    pipeline = EmotionPipeline.from_store()
+    for face in pipeline.predict(open("photo.jpg", "rb").read()):
+        print(face.box, face.emotion, face.confidence)
+
+Light: numpy, OpenCV, Pillow and ONNX Runtime, no web or serving library (those live in
+emotionlib.serving, the HTTP layer service.py imports).
 """
+from emotionlib.errors import EmotionError, InputError
+from emotionlib.options import PipelineOptions
+from emotionlib.pipeline import EmotionPipeline, Face
+
+__all__ = ["EmotionPipeline", "Face", "PipelineOptions", "EmotionError", "InputError"]

@@ -17,6 +17,8 @@ from emotionlib.labels import fold_probabilities
 from emotionlib.preprocess import scale_pixels
 
 ONNX_FILE = "model.onnx"
+# The model import_model.py registers and the service serves unless told otherwise.
+DEFAULT_MODEL_TAG = "emotion_classifier:latest"
 
 
 class Classifier:

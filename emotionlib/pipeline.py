@@ -24,10 +24,11 @@ import numpy as np
 from emotionlib.decode import Picture, decode_image, decode_picture
 from emotionlib.detectors import make_detector
 from emotionlib.geometry import Box, Detection, clip_box
+from emotionlib.classifier import DEFAULT_MODEL_TAG
 from emotionlib.framing import crop_face
 from emotionlib.labels import EMOTIONS
 from emotionlib.preprocess import face_pixels, to_gray
-from emotionlib.serving.settings import Settings
+from emotionlib.options import PipelineOptions
 
 
 @dataclass(frozen=True)
@@ -60,27 +61,26 @@ class EmotionPipeline:
 
     classifier: callable uint8 (N, S, S) -> (N, 6) probabilities, or None when the caller
     classifies elsewhere (the service's model worker). detector: "haar" or "yunet" (default:
-    settings.detector). input_size: side of the classifier's square input.
+    options.detector). input_size: side of the classifier's square input.
     """
 
     def __init__(self, classifier: Callable[[np.ndarray], np.ndarray] | None = None,
-                 detector: str | None = None, settings: Settings | None = None, input_size: int | None = None):
-        self.settings = settings or Settings()
+                 detector: str | None = None, options: PipelineOptions | None = None, input_size: int | None = None):
+        self.options = options or PipelineOptions()
         self.classifier = classifier
-        self.detector = make_detector(detector or self.settings.detector, self.settings)
+        self.detector = make_detector(detector or self.options.detector, self.options)
         self.input_size = int(input_size or getattr(classifier, "input_size", 48))
 
     @classmethod
-    def from_store(cls, tag: str | None = None, detector: str | None = None, settings: Settings | None = None,
-                   threads: int = 0) -> "EmotionPipeline":
+    def from_store(cls, tag: str = DEFAULT_MODEL_TAG, detector: str | None = None,
+                   options: PipelineOptions | None = None, threads: int = 0) -> "EmotionPipeline":
         """The pipeline with the model registered by import_model.py, run in this process."""
         import bentoml
 
         from emotionlib.classifier import Classifier
 
-        settings = settings or Settings()
-        classifier = Classifier.from_store(bentoml.models.get(tag or settings.model_tag), threads)
-        return cls(classifier, detector, settings)
+        classifier = Classifier.from_store(bentoml.models.get(tag), threads)
+        return cls(classifier, detector, options)
 
     def prepare(self) -> "EmotionPipeline":
         """Warm up the classifier and detector (first calls allocate)."""
@@ -96,7 +96,7 @@ class EmotionPipeline:
 
     def decode(self, data: bytes) -> np.ndarray:
         """JPEG/PNG bytes -> upright RGB uint8 (raises emotionlib.errors.InputError)."""
-        return decode_image(data, self.settings.max_pixels)
+        return decode_image(data, self.options.max_image_pixels)
 
     def detect(self, image: np.ndarray, gray: np.ndarray | None = None) -> list[Detection]:
         return self.detector.detect(image, gray)
@@ -140,8 +140,8 @@ class EmotionPipeline:
         shrinks it further); if a face is smaller than that there, the photo is decoded again
         at full size for the crops, so reduction never costs accuracy.
         """
-        min_side = self.settings.detect_max_side if detect else self.input_size
-        picture = decode_picture(data, self.settings.max_pixels, min_side=min_side)
+        min_side = self.options.detect_max_side if detect else self.input_size
+        picture = decode_picture(data, self.options.max_image_pixels, min_side=min_side)
         gray = to_gray(picture.rgb)
         height, width = gray.shape[:2]
         if detect:
@@ -150,7 +150,7 @@ class EmotionPipeline:
             found, framing = [Detection(Box(0, 0, width, height), None)], "none"  # no detector: no score
         detections = [to_full_image(d, picture) for d in found]
         if picture.reduced and any(min(d.box.w, d.box.h) < self.input_size for d in found):
-            return Located(detections, self.crops(to_gray(decode_image(data, self.settings.max_pixels)),
+            return Located(detections, self.crops(to_gray(decode_image(data, self.options.max_image_pixels)),
                                                   detections, framing))
         return Located(detections, self.crops(gray, found, framing))
 

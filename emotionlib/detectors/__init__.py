@@ -1,24 +1,26 @@
 """Face detectors behind one interface: ``detect(image, gray=None) -> list[Detection]``.
 
 ``haar`` (OpenCV's frontal-face cascade, the default) and ``yunet`` (cv2.FaceDetectorYN with
-the bundled ONNX model, which also gives five landmarks). ``make_detector(name, settings)``
-builds one; each lives in its own module and imports only emotionlib.geometry.
+the bundled ONNX model, which also gives five landmarks). ``make_detector(name, options)``
+builds one; each lives in its own module and imports only emotionlib.geometry (and its
+options from emotionlib.options).
 """
 from __future__ import annotations
 
-DETECTORS = ("haar", "yunet")
+from emotionlib.options import DETECTORS
 
 
-def make_detector(name: str = "haar", settings=None):
-    """The detector called ``name`` with the parameters of ``settings`` (defaults if None)."""
+def make_detector(name: str = "haar", options=None):
+    """The detector called ``name`` with the parameters of ``options`` (emotionlib.PipelineOptions;
+    defaults if None)."""
     if name == "haar":
         from emotionlib.detectors.haar import HaarDetector, HaarParams
 
-        return HaarDetector(HaarParams.from_settings(settings) if settings else HaarParams())
+        return HaarDetector(HaarParams.from_options(options) if options else HaarParams())
     if name == "yunet":
         from emotionlib.detectors.yunet import YuNetDetector, YuNetParams
 
-        return YuNetDetector(YuNetParams.from_settings(settings) if settings else YuNetParams())
+        return YuNetDetector(YuNetParams.from_options(options) if options else YuNetParams())
     raise ValueError(f"detector must be one of {DETECTORS}, got {name!r}")
 
 

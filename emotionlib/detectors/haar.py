@@ -45,15 +45,17 @@ import cv2
 import numpy as np
 
 from emotionlib.geometry import Box, Detection, downscale, keep_faces, scale_detections
+from emotionlib.options import PipelineOptions
 from emotionlib.pool import IdlePool
 from emotionlib.preprocess import to_gray
 
+_DEFAULTS = PipelineOptions()
 CASCADE_FILE = os.path.join(cv2.data.haarcascades, "haarcascade_frontalface_default.xml")
 
 
 @dataclass(frozen=True)
 class HaarParams:
-    """Detection parameters (defaults: emotionlib.serving.settings.Settings, chosen as above).
+    """Detection parameters (defaults: emotionlib.PipelineOptions, chosen as above).
 
     max_side: images are downscaled so their longer side is at most this before
     detection; boxes are mapped back to the original image's coordinates. min_size: the
@@ -67,19 +69,19 @@ class HaarParams:
     were such faces (77-92% of the photo's side). Same scan, no extra cost (see below).
     Set it equal to min_neighbors to turn the fallback off.
     """
-    max_side: int = 1280
-    scale_factor: float = 1.1
-    min_neighbors: int = 6
-    min_size: int = 24
-    max_faces: int = 100
-    large_face_neighbors: int = 3
+    max_side: int = _DEFAULTS.detect_max_side
+    scale_factor: float = _DEFAULTS.haar_scale_factor
+    min_neighbors: int = _DEFAULTS.haar_min_neighbors
+    min_size: int = _DEFAULTS.haar_min_face_size
+    max_faces: int = _DEFAULTS.max_faces_per_image
+    large_face_neighbors: int = _DEFAULTS.haar_large_face_neighbors
     large_face_share: float = 0.5
 
     @classmethod
-    def from_settings(cls, settings) -> "HaarParams":
-        return cls(max_side=settings.detect_max_side, scale_factor=settings.scale_factor,
-                   min_neighbors=settings.min_neighbors, min_size=settings.min_face_size,
-                   max_faces=settings.max_faces, large_face_neighbors=settings.large_face_neighbors)
+    def from_options(cls, options: PipelineOptions) -> "HaarParams":
+        return cls(max_side=options.detect_max_side, scale_factor=options.haar_scale_factor,
+                   min_neighbors=options.haar_min_neighbors, min_size=options.haar_min_face_size,
+                   max_faces=options.max_faces_per_image, large_face_neighbors=options.haar_large_face_neighbors)
 
 
 def _load_cascade() -> cv2.CascadeClassifier:

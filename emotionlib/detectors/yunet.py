@@ -11,8 +11,10 @@ import cv2
 import numpy as np
 
 from emotionlib.geometry import Detection, downscale, keep_faces, scale_detections
+from emotionlib.options import PipelineOptions
 from emotionlib.pool import IdlePool
 
+_DEFAULTS = PipelineOptions()
 MODEL_FILE = Path(__file__).resolve().parent / "models" / "face_detection_yunet_2023mar.onnx"
 
 
@@ -20,14 +22,14 @@ MODEL_FILE = Path(__file__).resolve().parent / "models" / "face_detection_yunet_
 class YuNetParams:
     """max_side: longer side of the detection image; score_threshold / nms_threshold as in
     the model's published evaluation (0.6 / 0.3)."""
-    max_side: int = 1280
+    max_side: int = _DEFAULTS.detect_max_side
     score_threshold: float = 0.6
     nms_threshold: float = 0.3
-    max_faces: int = 100
+    max_faces: int = _DEFAULTS.max_faces_per_image
 
     @classmethod
-    def from_settings(cls, settings) -> "YuNetParams":
-        return cls(max_side=settings.detect_max_side, max_faces=settings.max_faces)
+    def from_options(cls, options: PipelineOptions) -> "YuNetParams":
+        return cls(max_side=options.detect_max_side, max_faces=options.max_faces_per_image)
 
 
 class YuNetDetector:

@@ -1,16 +1,32 @@
-"""Every ``EMOTION_*`` setting, parsed and validated once, as one frozen object.
+"""Every ``EMOTION_*`` setting of the service, each defined once, in groups, read and checked once.
 
-``Settings.from_env()`` reads the environment when the service starts; a bad value stops
-the service with a message that names the variable and the values it accepts. The
-object is passed down to the code that needs it: no other module reads ``EMOTION_*``
-variables. To add a setting: add a field with its default and a ``_Spec`` line below.
+A setting is a field of one group (detection: the pipeline's own emotionlib.PipelineOptions;
+limits; model; access; service), declared with emotionlib.options.option: its type, range,
+default and help. Its variable is ``EMOTION_`` + the field's name in capitals.
+``Settings.from_env()`` reads them when the service starts; a bad value, an unknown
+``EMOTION_*`` name or a setting given under its old and new name at once stops the service
+with a message that names the variable and what it accepts. Old names (``old_names``) still
+work, with a warning. No other module reads ``EMOTION_*`` variables.
+
+The README's configuration table is made from these definitions:
+
+    python -m emotionlib.serving.settings               # print it
+    python -m emotionlib.serving.settings --write README.md
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
+import re
+import sys
+import warnings
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from pathlib import Path
+from typing import Mapping
+
+from emotionlib.classifier import DEFAULT_MODEL_TAG
+from emotionlib.options import Option, PipelineOptions, check_options, option, options_of
 
 ENV_PREFIX = "EMOTION_"
 
@@ -19,39 +35,32 @@ class SettingsError(ValueError):
     """An EMOTION_* variable with a value the service does not accept."""
 
 
+class RenamedSetting(FutureWarning):
+    """An EMOTION_* variable given under its old name."""
+
+
 @dataclass(frozen=True)
-class Settings:
-    # HTTP and limits
-    max_upload_mb: float = 10.0
-    max_pixels: int = 50_000_000
-    max_concurrency: int = 32
-    decode_concurrency: int = 4
-    api_workers: int = 1
-    max_batch_images: int = 16
-    max_batch_upload_mb: float = 50.0
-    max_uploads: int = 64
-    upload_timeout_s: float = 30.0
-    upload_min_kib_s: float = 16.0
-    upload_grace_s: float = 5.0
-    # access: None = open; else every request but probes and metrics needs this bearer key
-    api_key: str | None = dataclasses.field(default=None, repr=False)
-    # detection
-    detector: str = "haar"
-    detect_threads: int = 0
-    detect_max_side: int = 1280
-    min_face_size: int = 24
-    min_neighbors: int = 6
-    large_face_neighbors: int = 3
-    scale_factor: float = 1.1
-    max_faces: int = 100
-    min_detection_confidence: float = 0.0
-    # model worker
-    model_tag: str = "emotion_classifier:latest"
-    max_batch_size: int = 64
-    max_latency_ms: int = 8000
-    model_threads: int = 0
-    model_timeout_s: float = 10.0
-    log_level: str = "INFO"
+class Limits:
+    """What one API worker accepts and how much it does at once."""
+    max_upload_mb: float = option(10.0, above=0, high=1024, help=(
+        "request body limit in MiB (413 above it); also each photo of `/emotion/batch`"))
+    max_batch_upload_mb: float = option(50.0, above=0, high=4096, help="request body limit of `/emotion/batch` in MiB")
+    max_batch_images: int = option(16, low=1, high=1000, help="most photos per `/emotion/batch` request")
+    max_uploads_in_progress: int = option(64, low=1, high=10_000, old_names=("EMOTION_MAX_UPLOADS",), help=(
+        "request bodies arriving at once per worker (503 `overloaded` above)"))
+    max_requests_in_progress: int = option(32, low=1, high=10_000, old_names=("EMOTION_MAX_CONCURRENCY",), help=(
+        "requests processed at once per worker, counted from the end of their upload (503 `overloaded` above)"))
+    max_decodes_in_progress: int = option(4, low=1, high=256, old_names=("EMOTION_DECODE_CONCURRENCY",), help=(
+        "images decoded and searched for faces at once per worker (bounds memory)"))
+    # below the 60 s request timeout of the service (service.py), so a slow upload gets 408
+    upload_timeout_s: float = option(30.0, above=0, high=50, help=(
+        "the whole body must arrive within this many seconds (at most 50: below the 60 s request timeout)"))
+    upload_min_kib_s: float = option(16.0, above=0, high=1_000_000, help=(
+        "... and at this average rate or faster once the grace time is over (408 `incomplete_upload` otherwise)"))
+    upload_grace_s: float = option(5.0, low=0, high=50, help="seconds before the minimum upload rate applies")
+
+    def __post_init__(self):
+        check_options(self)
 
     @property
     def max_upload_bytes(self) -> int:
@@ -61,98 +70,172 @@ class Settings:
     def max_batch_upload_bytes(self) -> int:
         return int(self.max_batch_upload_mb * 1024 * 1024)
 
+
+@dataclass(frozen=True)
+class Model:
+    """The model worker: which model, its threads, and how it batches the faces of concurrent requests."""
+    model_tag: str = option(DEFAULT_MODEL_TAG, check=lambda v: bool(v) and " " not in v,
+                            accepted="a model tag such as emotion_classifier:latest", help="model served from the store")
+    model_max_batch_faces: int = option(64, low=1, high=1024, old_names=("EMOTION_MAX_BATCH_SIZE",), help=(
+        "most faces per model call (a call runs at once when the model is idle; calls arriving while it is "
+        "busy share the next one)"))
+    model_max_wait_ms: int = option(8000, low=1, high=600_000, old_names=("EMOTION_MAX_LATENCY_MS",), help=(
+        "longest a request's faces may wait for the model (keep it under `EMOTION_MODEL_TIMEOUT_S`); past it the "
+        "request gets 503 `model_busy`"))
+    model_timeout_s: float = option(10.0, above=0, high=3600, help=(
+        "deadline of a call to the model worker (shorter than the 60 s request timeout); past it the request "
+        "gets 503 `model_timeout`"))
+    model_threads: int = option(0, low=0, high=256, help="ONNX Runtime threads of the model worker (`0`: one per core)")
+
+    def __post_init__(self):
+        check_options(self)
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may call the API."""
+    # None = open; else every request but probes, metrics and the page's files needs this bearer key
+    api_key: str | None = option(None, type=str, secret=True, check=lambda v: len(v) >= 16 and v.isascii()
+                                 and v.isprintable() and " " not in v,
+                                 accepted="a key of at least 16 printable ASCII characters without spaces", help=(
+                                     "when set, the bearer key every request but probes, metrics and the page's "
+                                     "files needs (401 `unauthorized` otherwise)"))
+
+    def __post_init__(self):
+        check_options(self)
+
+
+@dataclass(frozen=True)
+class Service:
+    """The processes."""
+    api_workers: int = option(1, low=1, high=64, help="HTTP worker processes (decoding and detection)")
+    detect_threads: int = option(0, low=0, high=256, help=(
+        "OpenCV threads per API worker (`0`: one per core); detections of concurrent requests also run in "
+        "parallel threads"))
+    log_level: str = option("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), upper=True, help=(
+        "the service's own log level (`bentoml serve --verbose` for BentoML's)"))
+
+    def __post_init__(self):
+        check_options(self)
+
+
+GROUPS: dict[str, type] = {"detection": PipelineOptions, "limits": Limits, "model": Model, "access": Access,
+                           "service": Service}
+
+
+@dataclass(frozen=True)
+class Settings:
+    detection: PipelineOptions = dataclasses.field(default_factory=PipelineOptions)
+    limits: Limits = dataclasses.field(default_factory=Limits)
+    model: Model = dataclasses.field(default_factory=Model)
+    access: Access = dataclasses.field(default_factory=Access)
+    service: Service = dataclasses.field(default_factory=Service)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":
-        """Settings from EMOTION_* variables (defaults for the unset ones).
-
-        Raises SettingsError naming the variable and the accepted values. Unknown
-        EMOTION_* variables are refused too: a typo must not silently keep a default.
-        """
+        """Settings from EMOTION_* variables (defaults for the unset ones); SettingsError
+        naming the variable and the accepted values, RenamedSetting warnings for old names."""
         environ = os.environ if environ is None else environ
-        values = {}
-        for field in dataclasses.fields(cls):
-            name = env_name(field.name)
-            raw = environ.get(name)
-            if raw is None:
-                continue
-            spec = _SPECS[field.name]
-            try:
-                value = spec.parse(raw.strip())
-            except (TypeError, ValueError):
-                value = None
-            if value is None or not spec.check(value):
-                shown = "<hidden>" if field.name in SECRETS else repr(raw)
-                raise SettingsError(f"{name}={shown} is not accepted: expected {spec.accepted}")
-            values[field.name] = value
-        known = {env_name(f.name) for f in dataclasses.fields(cls)} | EXTRA_VARIABLES
-        unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known)
+        groups = {}
+        for group, options_class in GROUPS.items():
+            values = {}
+            for name, spec, _ in options_of(options_class):
+                given = [variable for variable in (env_name(name), *spec.old_names) if variable in environ]
+                if len(given) > 1:
+                    raise SettingsError(f"{' and '.join(given)} are the same setting; set only {env_name(name)}")
+                if not given:
+                    continue
+                variable, raw = given[0], environ[given[0]]
+                if variable != env_name(name):
+                    warnings.warn(f"{variable} is now called {env_name(name)}; the old name still works for now",
+                                  RenamedSetting, stacklevel=2)
+                values[name] = read(variable, raw, spec)
+            groups[group] = options_class(**values)
+        unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known_variables())
         if unknown:
-            raise SettingsError(f"unknown setting(s) {unknown}; known: {sorted(known)}")
-        return cls(**values)
+            raise SettingsError(f"unknown setting(s) {unknown}; known: {sorted(known_variables())}")
+        return cls(**groups)
 
 
 def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
 
 
-@dataclass(frozen=True)
-class _Spec:
-    parse: Callable[[str], object]
-    check: Callable[[object], bool]
-    accepted: str
+def read(variable: str, raw: str, spec: Option):
+    """The value of a variable, or SettingsError naming it and what it accepts."""
+    try:
+        value = spec.parse(raw)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not spec.accepts(value):
+        shown = "<hidden>" if spec.secret else repr(raw)
+        raise SettingsError(f"{variable}={shown} is not accepted: expected {spec.describe()}")
+    return value
 
 
-def _int(low: int, high: int) -> _Spec:
-    return _Spec(int, lambda v: low <= v <= high, f"an integer from {low:,} to {high:,}")
+def every_setting():
+    """(group, variable, Option, default) of every setting, in README order."""
+    for group, options_class in GROUPS.items():
+        for name, spec, default in options_of(options_class):
+            yield group, env_name(name), spec, default
 
-
-def _float(low: float, high: float, strict_low: bool = False) -> _Spec:
-    check = (lambda v: low < v <= high) if strict_low else (lambda v: low <= v <= high)
-    bound = f"more than {low:g}" if strict_low else f"from {low:g}"
-    return _Spec(float, check, f"a number {bound} to {high:g}")
-
-
-def _choice(*options: str, upper: bool = False) -> _Spec:
-    norm = (lambda s: s.upper()) if upper else (lambda s: s.lower())
-    return _Spec(norm, lambda v: v in options, "one of " + ", ".join(options))
-
-
-_SPECS: dict[str, _Spec] = {
-    "max_upload_mb": _float(0, 1024, strict_low=True),
-    "max_pixels": _int(1, 500_000_000),
-    "max_concurrency": _int(1, 10_000),
-    "decode_concurrency": _int(1, 256),
-    "api_workers": _int(1, 64),
-    "max_batch_images": _int(1, 1000),
-    "max_batch_upload_mb": _float(0, 4096, strict_low=True),
-    "max_uploads": _int(1, 10_000),
-    # below the 60 s request timeout of the service (service.py), so a slow upload gets 408
-    "upload_timeout_s": _float(0, 50, strict_low=True),
-    "upload_min_kib_s": _float(0, 1_000_000, strict_low=True),
-    "upload_grace_s": _float(0, 50),
-    "api_key": _Spec(str, lambda v: len(v) >= 16 and v.isascii() and v.isprintable() and " " not in v,
-                     "a key of at least 16 printable ASCII characters without spaces"),
-    "detector": _choice("haar", "yunet"),
-    "detect_threads": _int(0, 256),
-    "detect_max_side": _int(64, 16_384),
-    "min_face_size": _int(8, 4096),
-    "min_neighbors": _int(0, 50),
-    "large_face_neighbors": _int(0, 50),
-    "scale_factor": _float(1.0, 2.0, strict_low=True),
-    "max_faces": _int(1, 1000),
-    "min_detection_confidence": _float(0.0, 1.0),
-    "model_tag": _Spec(str, lambda v: bool(v) and " " not in v, "a model tag such as emotion_classifier:latest"),
-    "max_batch_size": _int(1, 1024),
-    "max_latency_ms": _int(1, 600_000),
-    "model_threads": _int(0, 256),
-    "model_timeout_s": _float(0, 3600, strict_low=True),
-    "log_level": _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL", upper=True),
-}
-
-# Settings whose values never appear in messages or logs.
-SECRETS = {"api_key"}
 
 # EMOTION_* variables that are not settings of the service (read by tests and tools).
 EXTRA_VARIABLES: set[str] = set()
 
-assert set(_SPECS) == {f.name for f in dataclasses.fields(Settings)}, "every setting needs a _Spec"
+
+def known_variables() -> set[str]:
+    return {v for _, variable, spec, _ in every_setting() for v in (variable, *spec.old_names)} | EXTRA_VARIABLES
+
+
+# --- the README's configuration table ---------------------------------------------------------
+TABLE_START = "<!-- settings table: python -m emotionlib.serving.settings --write README.md -->"
+TABLE_END = "<!-- end of settings table -->"
+TITLES = {"detection": "Detection and decoding (the pipeline's own options, `emotionlib.PipelineOptions`)",
+          "limits": "Limits per API worker", "model": "Model worker and batching", "access": "Access",
+          "service": "Processes and logs"}
+
+
+def _default(spec: Option, default) -> str:
+    if default is None:
+        return "unset"
+    if isinstance(default, float) and default.is_integer():
+        return f"`{int(default)}`"
+    return f"`{default}`"
+
+
+def markdown_table() -> str:
+    """The configuration table of the README, one block per group."""
+    lines = []
+    for group, options_class in GROUPS.items():
+        lines += [f"**{TITLES[group]}**", "", "| variable | default | accepted | meaning |", "|---|---|---|---|"]
+        for name, spec, default in options_of(options_class):
+            lines.append(f"| `{env_name(name)}` | {_default(spec, default)} | {spec.describe()} | {spec.help} |")
+        lines.append("")
+    renamed = [f"`{old}` -> `{env_name(name)}`" for _, options_class in GROUPS.items()
+               for name, spec, _ in options_of(options_class) for old in spec.old_names]
+    lines.append("Renamed (the old names still work, with a warning): " + ", ".join(renamed) + ".")
+    return "\n".join(lines)
+
+
+def with_table(text: str) -> str:
+    """``text`` (the README) with the part between the table's markers replaced by markdown_table()."""
+    pattern = re.compile(re.escape(TABLE_START) + r".*?" + re.escape(TABLE_END), re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"no settings table markers in the file: add the lines {TABLE_START!r} and {TABLE_END!r}")
+    return pattern.sub(lambda _: f"{TABLE_START}\n\n{markdown_table()}\n\n{TABLE_END}", text)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Print the README's configuration table, or write it into a file.")
+    parser.add_argument("--write", type=Path, metavar="README", help="replace the table between its markers")
+    args = parser.parse_args(argv)
+    if args.write is None:
+        print(markdown_table())
+        return 0
+    args.write.write_text(with_table(args.write.read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -84,10 +84,11 @@ class UploadLimits:
     max_processing: int = 32
 
     @classmethod
-    def from_settings(cls, settings) -> "UploadLimits":
-        return cls(max_bytes=settings.max_upload_bytes, timeout_s=settings.upload_timeout_s,
-                   min_bytes_per_s=settings.upload_min_kib_s * 1024, grace_s=settings.upload_grace_s,
-                   max_uploads=settings.max_uploads, max_processing=settings.max_concurrency)
+    def from_settings(cls, limits) -> "UploadLimits":
+        """From the service's limits (emotionlib.serving.settings.Limits)."""
+        return cls(max_bytes=limits.max_upload_bytes, timeout_s=limits.upload_timeout_s,
+                   min_bytes_per_s=limits.upload_min_kib_s * 1024, grace_s=limits.upload_grace_s,
+                   max_uploads=limits.max_uploads_in_progress, max_processing=limits.max_requests_in_progress)
 
 
 def parse_bool(name: str, value: str) -> bool:

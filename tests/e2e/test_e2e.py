@@ -80,7 +80,7 @@ def start_and_fail(home, extra_env: dict) -> str:
     return result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("name, value", [("EMOTION_MAX_BATCH_SIZE", "0"), ("EMOTION_UPLOAD_TIMEOUT_S", "soon")])
+@pytest.mark.parametrize("name, value", [("EMOTION_MODEL_MAX_BATCH_FACES", "0"), ("EMOTION_UPLOAD_TIMEOUT_S", "soon")])
 def test_bad_setting_stops_the_start_naming_it(bundled_model_store, name, value):
     output = start_and_fail(bundled_model_store, {name: value})
     assert f"{name}={value!r} is not accepted: expected" in output

@@ -19,8 +19,8 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 SLOW_CLIENTS = 8
 ENV = {
     "EMOTION_API_KEY": KEY,
-    "EMOTION_MAX_CONCURRENCY": "4",      # processing slots: fewer than the slow clients
-    "EMOTION_MAX_UPLOADS": "16",
+    "EMOTION_MAX_REQUESTS_IN_PROGRESS": "4",  # processing slots: fewer than the slow clients
+    "EMOTION_MAX_UPLOADS_IN_PROGRESS": "16",
     "EMOTION_UPLOAD_GRACE_S": "20",      # slow clients stay connected while normal ones are served
     "EMOTION_UPLOAD_TIMEOUT_S": "24",
     "EMOTION_UPLOAD_MIN_KIB_S": "16",

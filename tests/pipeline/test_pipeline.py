@@ -59,7 +59,7 @@ def test_yunet_finds_both_faces_with_landmarks(bundled_model_store, pair):
 def test_detector_setting_is_validated():
     from emotionlib.serving.settings import Settings, SettingsError
 
-    assert Settings.from_env({"EMOTION_DETECTOR": "YuNet"}).detector == "yunet"
+    assert Settings.from_env({"EMOTION_DETECTOR": "YuNet"}).detection.detector == "yunet"
     with pytest.raises(SettingsError, match="EMOTION_DETECTOR"):
         Settings.from_env({"EMOTION_DETECTOR": "mtcnn"})
 
@@ -69,6 +69,6 @@ def test_model_calls_have_a_deadline_shorter_than_the_clients(bundled_model_stor
     aiohttp session is never recycled under in-flight calls (BentoML's default: every 100)."""
     from service import SETTINGS, EmotionAPI, EmotionModel
 
-    assert EmotionModel.config["traffic"]["timeout"] == SETTINGS.model_timeout_s
-    assert SETTINGS.model_timeout_s * 1.01 < EmotionAPI.config["traffic"]["timeout"]
+    assert EmotionModel.config["traffic"]["timeout"] == SETTINGS.model.model_timeout_s
+    assert SETTINGS.model.model_timeout_s * 1.01 < EmotionAPI.config["traffic"]["timeout"]
     assert EmotionModel.config["runner_connection"]["max_requests"] >= 2**31 - 1

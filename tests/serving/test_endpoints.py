@@ -241,7 +241,7 @@ def test_page_files_are_open_when_the_api_needs_a_key():
 
 
 def test_batch_with_more_faces_than_one_model_batch(client, face_crop):
-    """100 faces in one request (EMOTION_MAX_BATCH_SIZE is 64): every photo still gets its own faces."""
+    """100 faces in one request (EMOTION_MODEL_MAX_BATCH_FACES is 64): every photo still gets its own faces."""
     tile = face_crop.resize((100, 100))
     photos = []
     for shift in (0, 1):
