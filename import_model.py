@@ -7,7 +7,8 @@ The model is loaded and run once before anything is written: its output width mu
 the number of labels, every label must be a known emotion, and the input must be a square
 1- or 3-channel image. It is then converted to an ONNX graph (emotionlib/convert.py), which
 is what the service runs (emotionlib/classifier.py, no TensorFlow needed); the conversion is
-refused unless its outputs match Keras' within ONNX_TOLERANCE. The store keeps both files.
+refused unless its outputs match Keras' within 1e-4 (emotionlib.convert.ONNX_TOLERANCE). The
+store keeps both files.
 Importing the same file with the same settings twice keeps one copy.
 """
 from __future__ import annotations
@@ -27,8 +28,6 @@ HERE = Path(__file__).resolve().parent
 BUNDLED_MODEL = HERE / "models" / "emotion_classifier.keras"
 MODEL_NAME = "emotion_classifier"
 SUFFIXES = (".keras", ".h5", ".hdf5")
-# Largest difference allowed between a probability from Keras and from the ONNX graph.
-ONNX_TOLERANCE = 1e-4
 FORMAT = "keras+onnx-1"  # part of the fingerprint: a store entry without the ONNX graph is re-imported
 
 
@@ -46,49 +45,22 @@ def sha256(path: Path) -> str:
 
 def inspect_model(path: Path, labels: list[str]) -> tuple[dict, object]:
     """Load the model, run one forward pass; return its input spec and the model, or raise RefusedModel."""
-    import keras
-    import numpy as np
+    from emotionlib.convert import ConversionError, load_keras
 
     try:
-        model = keras.models.load_model(path, compile=False)
-    except Exception as exc:
-        raise RefusedModel(f"cannot load {path} as a Keras model: {exc}") from exc
-    shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
-    if shape is None or len(shape) != 4 or shape[1] != shape[2] or shape[3] not in (1, 3) or not shape[1]:
-        raise RefusedModel(f"the model's input must be (batch, size, size, 1 or 3) images; it is {model.input_shape}")
-    size, channels = int(shape[1]), int(shape[3])
-    probs = np.asarray(model(np.full((2, size, size, channels), 0.5, np.float32), training=False))
-    if probs.ndim != 2 or probs.shape[1] != len(labels):
-        raise RefusedModel(
-            f"the model outputs {probs.shape[1:] if probs.ndim > 1 else probs.shape} values per face but "
-            f"{len(labels)} labels were given ({','.join(labels)}); pass --labels in the model's output order"
-        )
-    if not (np.all(probs >= -1e-4) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)):
-        raise RefusedModel("the model's outputs are not probabilities (they must be a softmax over the labels)")
-    return {"input_size": size, "channels": channels, "parameters": int(model.count_params())}, model
+        return load_keras(path, labels)
+    except ConversionError as exc:
+        raise RefusedModel(str(exc)) from None
 
 
 def to_onnx(model, size: int, channels: int) -> bytes:
     """The model as a serialized ONNX graph, checked against Keras on random faces."""
-    import numpy as np
-    import onnxruntime as ort
-
-    from emotionlib.convert import ConversionError, keras_to_onnx
+    from emotionlib.convert import ConversionError, checked_onnx
 
     try:
-        data = keras_to_onnx(model).SerializeToString()
+        return checked_onnx(model, size, channels)
     except ConversionError as exc:
         raise RefusedModel(f"cannot convert the model for serving: {exc}") from None
-    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-    faces = np.random.default_rng(0).random((8, size, size, channels), dtype=np.float32)
-    faces[0] = 0.0
-    expected = np.asarray(model(faces, training=False))
-    got = session.run(None, {session.get_inputs()[0].name: faces})[0]
-    difference = float(np.abs(expected - got).max())
-    if not difference <= ONNX_TOLERANCE:
-        raise RefusedModel(f"the converted model differs from the Keras model by {difference:.2g} "
-                           f"(allowed {ONNX_TOLERANCE:g}); nothing was registered")
-    return data
 
 
 def bundled_settings() -> dict:

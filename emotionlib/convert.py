@@ -1,6 +1,9 @@
 """Keras image classifier -> ONNX graph, so serving needs ONNX Runtime and not TensorFlow.
 
-Used at import time (import_model.py, which has Keras). Generic over the layers the
+Used where a Keras model file is made servable, and nowhere else (the Bento does not ship
+this module): import_model.py (into the model store) and Classifier.from_file (into a cache
+folder, for in-process use). Both load the model with ``load_keras`` and convert it with
+``checked_onnx``, so a model passes the same checks either way. Generic over the layers the
 project's classifiers are built from, whatever their sizes: Conv2D, BatchNormalization,
 Activation/ReLU/Softmax, Max/AveragePooling2D, Global{Average,Max}Pooling2D,
 Dropout-like layers (identity at inference), Flatten, Dense (also on 3-D/4-D tensors),
@@ -25,8 +28,14 @@ ACTIVATIONS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "softmax": 
 TO_CF, TO_KERAS = [0, 3, 1, 2], [0, 2, 3, 1]
 
 
+# Largest difference allowed between a probability from Keras and from the ONNX graph.
+ONNX_TOLERANCE = 1e-4
+
+
 class ConversionError(ValueError):
-    """The model has a layer (or layer option) the converter does not handle."""
+    """The model cannot be served: a layer (or layer option) the converter does not handle, a
+    file Keras cannot load, inputs or outputs of the wrong shape, or a conversion that does not
+    match Keras."""
 
 
 class _Graph:
@@ -317,3 +326,47 @@ def keras_to_onnx(model):
     proto.ir_version = 8
     onnx.checker.check_model(proto)
     return proto
+
+
+def load_keras(path, labels) -> tuple[dict, object]:
+    """Load a Keras model file and run one forward pass: its input spec (input_size, channels,
+    parameters) and the model, or ConversionError saying what is wrong. ``labels``: the
+    model's outputs, in order."""
+    import keras
+
+    try:
+        model = keras.models.load_model(path, compile=False)
+    except Exception as exc:
+        raise ConversionError(f"cannot load {path} as a Keras model: {exc}") from exc
+    shape = tuple(model.input_shape) if not isinstance(model.input_shape, list) else None
+    if shape is None or len(shape) != 4 or shape[1] != shape[2] or shape[3] not in (1, 3) or not shape[1]:
+        raise ConversionError("the model's input must be (batch, size, size, 1 or 3) images; "
+                              f"it is {model.input_shape}")
+    size, channels = int(shape[1]), int(shape[3])
+    probs = np.asarray(model(np.full((2, size, size, channels), 0.5, np.float32), training=False))
+    if probs.ndim != 2 or probs.shape[1] != len(labels):
+        raise ConversionError(
+            f"the model outputs {probs.shape[1:] if probs.ndim > 1 else probs.shape} values per face but "
+            f"{len(labels)} labels were given ({','.join(labels)}); pass the labels in the model's output order "
+            "(import_model.py --labels)")
+    if not (np.all(probs >= -1e-4) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)):
+        raise ConversionError("the model's outputs are not probabilities (they must be a softmax over the labels)")
+    return {"input_size": size, "channels": channels, "parameters": int(model.count_params())}, model
+
+
+def checked_onnx(model, size: int, channels: int) -> bytes:
+    """The model as a serialized ONNX graph, checked against Keras on random faces (every
+    probability within ONNX_TOLERANCE), or ConversionError."""
+    import onnxruntime as ort
+
+    data = keras_to_onnx(model).SerializeToString()
+    session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    faces = np.random.default_rng(0).random((8, size, size, channels), dtype=np.float32)
+    faces[0] = 0.0
+    expected = np.asarray(model(faces, training=False))
+    got = session.run(None, {session.get_inputs()[0].name: faces})[0]
+    difference = float(np.abs(expected - got).max())
+    if not difference <= ONNX_TOLERANCE:
+        raise ConversionError(f"the converted model differs from the Keras model by {difference:.2g} "
+                              f"(allowed {ONNX_TOLERANCE:g})")
+    return data

@@ -10,6 +10,8 @@ import os
 import tempfile
 
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="emotion-tests-bentoml-")
+# Keras models converted for in-process use (emotionlib.classifier) go to a temporary cache too.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="emotion-tests-cache-")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
