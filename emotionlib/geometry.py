@@ -6,9 +6,13 @@ imports no detector, so every detector can import it (no cycle).
 """
 from __future__ import annotations
 
+import json
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
+
+from emotionlib.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -107,3 +111,47 @@ def _intersection(a: Box, b: Box) -> int:
 
 def crop(image: np.ndarray, box: Box) -> np.ndarray:
     return image[box.y:box.y + box.h, box.x:box.x + box.w]
+
+
+def _invalid_boxes(message: str) -> InputError:
+    return InputError("invalid_boxes", message)
+
+
+def _shown(item) -> str:
+    item = item.as_list() if isinstance(item, Box) else item
+    return json.dumps(item, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))[:60]
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def check_boxes(value, max_boxes: int) -> list[Box]:
+    """Face regions a caller gives instead of detection: a list of Box or [x, y, w, h] integers.
+
+    Checks the shape, the integers, a positive size and the count (not the image bounds: see
+    ``check_inside``); InputError ``invalid_boxes`` naming the box (``boxes[2]``) otherwise.
+    """
+    if not isinstance(value, (list, tuple)):
+        raise _invalid_boxes("field 'boxes' must be a JSON list of [x, y, w, h] boxes, e.g. [[10, 20, 100, 120]]; "
+                             f"got {type(value).__name__}")
+    if len(value) > max_boxes:
+        raise _invalid_boxes(f"too many boxes: {len(value)}; at most {max_boxes} per image")
+    boxes = []
+    for index, item in enumerate(value):
+        numbers_ = item.as_list() if isinstance(item, Box) else item
+        if not (isinstance(numbers_, (list, tuple)) and len(numbers_) == 4 and all(_is_int(v) for v in numbers_)):
+            raise _invalid_boxes(f"boxes[{index}] = {_shown(item)} is not a list of four integers [x, y, w, h]")
+        x, y, w, h = (int(v) for v in numbers_)
+        if w <= 0 or h <= 0:
+            raise _invalid_boxes(f"boxes[{index}] = {_shown(item)} has zero area: width and height must be positive")
+        boxes.append(Box(x, y, w, h))
+    return boxes
+
+
+def check_inside(boxes: list[Box], width: int, height: int) -> None:
+    """InputError ``invalid_boxes`` naming the first box not wholly inside a width x height image."""
+    for index, box in enumerate(boxes):
+        if box.x < 0 or box.y < 0 or box.x + box.w > width or box.y + box.h > height:
+            raise _invalid_boxes(f"boxes[{index}] = {box.as_list()} is outside the {width}x{height} image "
+                                 f"(x + w must be <= {width}, y + h <= {height}, x and y >= 0)")

@@ -116,7 +116,7 @@ class PipelineOptions:
     min_detection_confidence: float = option(0.0, low=0.0, high=1.0, help=(
         "default of the `min_detection_confidence` field: detected faces the detector scores lower are dropped"))
     max_image_pixels: int = option(DEFAULT_MAX_PIXELS, low=1, high=500_000_000, old_names=("EMOTION_MAX_PIXELS",),
-                                   help="decoded image size limit (413 `image_too_large` above; checked from the header)")
+                                   help="decoded image size limit (413 `image_too_large` above; from the header)")
     haar_min_face_size: int = option(24, low=8, high=4096, old_names=("EMOTION_MIN_FACE_SIZE",), help=(
         "Haar: smallest face, in pixels of the detection image"))
     haar_min_neighbors: int = option(6, low=0, high=50, old_names=("EMOTION_MIN_NEIGHBORS",), help=(

@@ -75,7 +75,8 @@ class Limits:
 class Model:
     """The model worker: which model, its threads, and how it batches the faces of concurrent requests."""
     model_tag: str = option(DEFAULT_MODEL_TAG, check=lambda v: bool(v) and " " not in v,
-                            accepted="a model tag such as emotion_classifier:latest", help="model served from the store")
+                            accepted="a model tag such as emotion_classifier:latest",
+                            help="model served from the store")
     model_max_batch_faces: int = option(64, low=1, high=1024, old_names=("EMOTION_MAX_BATCH_SIZE",), help=(
         "most faces per model call (a call runs at once when the model is idle; calls arriving while it is "
         "busy share the next one)"))

@@ -1,12 +1,14 @@
-"""The boxes and min_detection_confidence fields: parsing and the 400s that name the problem."""
+"""The boxes and min_detection_confidence fields: parsing (the HTTP layer), checking (the
+pipeline) and the 400s that name the problem."""
 from __future__ import annotations
 
 import pytest
 
 from emotionlib.errors import InputError
+from emotionlib.geometry import Box, check_boxes, check_inside
+from emotionlib.pipeline import confidence_threshold
 from emotionlib.serving.errors import status_of
-from emotionlib.geometry import Box
-from emotionlib.serving.fields import check_inside, parse_boxes, parse_confidence
+from emotionlib.serving.fields import parse_boxes as decode_boxes
 
 
 def test_text_and_decoded_lists_give_the_same_boxes():
@@ -50,11 +52,16 @@ def test_boxes_touching_the_edges_are_inside():
 
 @pytest.mark.parametrize("value, expected", [("0.5", 0.5), (0.25, 0.25), (1, 1.0), ("0", 0.0)])
 def test_confidence_values(value, expected):
-    assert parse_confidence(value) == expected
+    assert confidence_threshold(value) == expected
 
 
 @pytest.mark.parametrize("value", ["1.5", "-0.1", "high", True, None, "nan"])
 def test_bad_confidence_values(value):
     with pytest.raises(InputError) as info:
-        parse_confidence(value)
+        confidence_threshold(value)
     assert info.value.code == "invalid_field" and "min_detection_confidence" in info.value.message
+
+
+def parse_boxes(text, max_boxes):
+    """The field as the service reads it: JSON-decoded (serving), then checked (the pipeline)."""
+    return check_boxes(decode_boxes(text), max_boxes)

@@ -196,3 +196,27 @@ def test_still_serving_after_bad_inputs(client, obama):
         post_image(client, data)
     response = post_image(client, encode(obama))
     assert response.status_code == 200 and len(response.json()) == 1
+
+
+def test_model_calls_have_a_deadline_shorter_than_the_clients(bundled_model_store):
+    """The internal client's timeout is the model service's traffic timeout (x1.01), and its
+    aiohttp session is never recycled under in-flight calls (BentoML's default: every 100)."""
+    from service import SETTINGS, EmotionAPI, EmotionModel
+
+    assert EmotionModel.config["traffic"]["timeout"] == SETTINGS.model.model_timeout_s
+    assert SETTINGS.model.model_timeout_s * 1.01 < EmotionAPI.config["traffic"]["timeout"]
+    assert EmotionModel.config["runner_connection"]["max_requests"] >= 2**31 - 1
+
+
+def test_answers_match_the_schema_in_the_openapi_document(client, pair):
+    """Face.to_dict() is the one serialisation; the schema in /docs.json documents it."""
+    import jsonschema
+
+    from emotionlib.serving.fields import FACE_SCHEMA
+
+    faces = post_image(client, encode(pair, "PNG"), "pair.png", "image/png").json()
+    assert len(faces) == 2
+    jsonschema.validate(faces, {"type": "array", "items": FACE_SCHEMA})
+    document = client.get("/docs.json").json()
+    answer = document["paths"]["/emotion"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert answer == {"type": "array", "items": FACE_SCHEMA}

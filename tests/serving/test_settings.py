@@ -116,3 +116,9 @@ def test_the_readme_table_is_current():
 
     readme = (ROOT / "README.md").read_text()
     assert with_table(readme) == readme, "run: python -m emotionlib.serving.settings --write README.md"
+
+
+def test_detector_setting_is_validated():
+    assert Settings.from_env({"EMOTION_DETECTOR": "YuNet"}).detection.detector == "yunet"
+    with pytest.raises(SettingsError, match="EMOTION_DETECTOR"):
+        Settings.from_env({"EMOTION_DETECTOR": "mtcnn"})
