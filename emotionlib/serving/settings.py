@@ -20,6 +20,7 @@ import dataclasses
 import os
 import re
 import sys
+import textwrap
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -215,7 +216,8 @@ def markdown_table() -> str:
         lines.append("")
     renamed = [f"`{old}` -> `{env_name(name)}`" for _, options_class in GROUPS.items()
                for name, spec, _ in options_of(options_class) for old in spec.old_names]
-    lines.append("Renamed (the old names still work, with a warning): " + ", ".join(renamed) + ".")
+    lines.append(textwrap.fill("Renamed (the old names still work, with a warning): " + ", ".join(renamed) + ".",
+                               width=100, break_long_words=False, break_on_hyphens=False))
     return "\n".join(lines)
 
 
