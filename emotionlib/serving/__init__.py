@@ -1,7 +1,16 @@
 """The HTTP layer around the face pipeline, imported by service.py alone.
 
-Settings (settings.py), the upload guard and form checks (upload.py, fields.py), the API
-key (access.py), the JSON error shape (errorshape.py), metrics (metrics.py), the model
-worker's batcher (batching.py), memory release (memory.py), the page GET /ui (ui/). The
-face pipeline (emotionlib outside this package) imports nothing from here.
+settings.py     every EMOTION_* setting, defined once (the README's table is written from it)
+upload.py       the upload guard: deadlines, body limits, form checks per route, processing slots
+fields.py       the form fields made into what the pipeline takes; the answer's JSON schema
+photos.py       a request's photos through the pipeline (threads) and the model worker (deadline)
+errors.py       error codes -> HTTP statuses, the one JSON error shape, the endpoint decorator
+access.py       the optional API key
+app.py          the ASGI layers around the API service, and the page GET /ui (ui/)
+batching.py     the model worker's greedy batcher
+metrics.py      the service's Prometheus metrics
+memory.py       giving memory back to the system when a worker is idle
+patches.py      every patch of BentoML, starlette, uvicorn and glibc internals, with a version check
+
+The face pipeline (emotionlib outside this package) imports nothing from here.
 """
