@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 
 from tests.helpers import FIXTURES, ROOT
 
@@ -27,7 +26,7 @@ def test_the_readme_example_runs_from_any_folder_after_pip_install_e(tmp_path):
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
     with open(os.path.join(site, "packages.pth"), "w") as pth:
-        pth.write(sysconfig.get_paths()["purelib"] + "\n")
+        pth.writelines(path + "\n" for path in sys.path if path.endswith("site-packages"))
     env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_CONFIG_FILE": os.devnull, "PYTHONPATH": ""}
     folder = tmp_path / "elsewhere"
     folder.mkdir()
