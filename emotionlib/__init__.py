@@ -2,7 +2,7 @@
 
     from emotionlib import EmotionPipeline
 
-    pipeline = EmotionPipeline.from_store()
+    pipeline = EmotionPipeline.from_model()      # the bundled model; or from_model(path), from_store()
     for face in pipeline.predict(open("photo.jpg", "rb").read()):
         print(face.box, face.emotion, face.confidence)
 
