@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 9000
 
-.PHONY: serve test install import container-test settings-table clean
+.PHONY: serve test install import image container-test settings-table clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,17 @@ serve: import
 test: install
 	BENTOML_DO_NOT_TRACK=true $(BIN)/python -m pytest
 
+# The serving image (bentofile.yaml's dockerfile_template: deploy/Dockerfile.template), tagged
+# face-emotion:latest; BACKEND=buildah without a Docker engine. BentoML 1.4.36+ refuses that
+# template when containerize's temporary build context lies outside the working directory
+# (github.com/bentoml/BentoML/issues/5566), so the context is made under build/.
+BACKEND ?= docker
+image: import
+	BENTOML_DO_NOT_TRACK=true $(BIN)/bentoml build
+	mkdir -p build
+	TMPDIR=$(CURDIR)/build BENTOML_DO_NOT_TRACK=true $(BIN)/bentoml containerize --backend $(BACKEND) \
+		face-emotion:latest -t face-emotion:latest
+
 # Second stage: build the Bento's image with buildah, run it with podman, call it.
 container-test: install
 	BENTOML_DO_NOT_TRACK=true $(BIN)/python -m pytest -m container tests/container
@@ -50,4 +61,4 @@ settings-table: $(VENV)/.serve-installed
 	$(BIN)/python -m emotionlib.serving.settings --write README.md
 
 clean:
-	rm -rf $(VENV) .pytest_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache *.egg-info build

@@ -32,6 +32,14 @@ CONF
 export CONTAINERS_CONF="$WORK/containers.conf"
 export BUILDAH_ISOLATION=chroot
 
+# A stand-in made by an older version of this script (it kept apt's cache and lists; its
+# environment names UV_NATIVE_TLS) is made again.
+STAND_IN=2
+if podman image exists "$BASE_IMAGE" \
+   && podman image inspect --format '{{.Config.Env}}' "$BASE_IMAGE" | grep -q UV_NATIVE_TLS \
+   && [ "$(podman image inspect --format '{{index .Labels "face-emotion.stand-in"}}' "$BASE_IMAGE")" != "$STAND_IN" ]; then
+  podman rmi -f "$BASE_IMAGE" >/dev/null
+fi
 if ! podman image exists "$BASE_IMAGE"; then
   if ! podman pull -q "$BASE_IMAGE" >/dev/null 2>&1; then
     echo "container-tools: no registry; making $BASE_IMAGE from Debian bookworm with debootstrap" >&2
@@ -44,6 +52,10 @@ if ! podman image exists "$BASE_IMAGE"; then
     fi
     # pip inside the image may install system-wide, like the official python image.
     rm -f "$ROOTFS"/usr/lib/python3*/EXTERNALLY-MANAGED
+    # Like the official slim images: no package cache or lists, no documentation or locales.
+    rm -rf "$ROOTFS"/var/cache/apt/archives/*.deb "$ROOTFS"/var/cache/apt/*.bin "$ROOTFS"/var/lib/apt/lists/* \
+      "$ROOTFS"/usr/share/man/* "$ROOTFS"/usr/share/info/* "$ROOTFS"/usr/share/locale/*
+    find "$ROOTFS"/usr/share/doc -mindepth 1 -not -name copyright -not -type d -delete
     # Trust the same local CAs as this machine (TLS may be intercepted by one).
     if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
       cp /usr/local/share/ca-certificates/*.crt "$ROOTFS/usr/local/share/ca-certificates/"
@@ -54,6 +66,7 @@ if ! podman image exists "$BASE_IMAGE"; then
       --change "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt" \
       --change "ENV REQUESTS_CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt" \
       --change "ENV UV_NATIVE_TLS=1" \
+      --change "LABEL face-emotion.stand-in=$STAND_IN" \
       --change 'CMD ["python3"]' - "$BASE_IMAGE" >/dev/null
   fi
 fi

@@ -52,12 +52,15 @@ def container_env():
 
 @pytest.fixture(scope="module")
 def image(container_env):
-    """The README's commands: import the model, bentoml build, bentoml containerize."""
+    """The README's commands: import the model, bentoml build, bentoml containerize (its
+    temporary build context under build/, as `make image` makes it: BentoML#5566)."""
     bin_dir = Path(sys.executable).parent
     sh([sys.executable, "import_model.py"], container_env)
     built = sh([str(bin_dir / "bentoml"), "build"], container_env).stdout
     tag = re.search(r"face-emotion:[a-z0-9]+", built).group(0)
-    sh([str(bin_dir / "bentoml"), "containerize", "--backend", "buildah", tag, "-t", IMAGE], container_env)
+    (ROOT / "build").mkdir(exist_ok=True)
+    sh([str(bin_dir / "bentoml"), "containerize", "--backend", "buildah", tag, "-t", IMAGE],
+       {**container_env, "TMPDIR": str(ROOT / "build")})
     return tag
 
 
@@ -83,6 +86,45 @@ def test_bento_holds_only_what_serving_needs(image, container_env):
     assert "service.py" in files and "emotionlib/preprocess.py" in files
     assert "emotionlib/convert.py" not in files  # the Keras-to-ONNX converter: model import only
     assert not any(f.startswith(("training/", "tests/", ".venv/", "runs/", "models/")) for f in files), files
+
+
+# Anything here in the image fails the test: what only building, importing or training uses.
+# (sh's `command -v` looks up one name per call.)
+NOT_IN_IMAGE = {
+    "a C toolchain": ["command -v gcc", "command -v cc", "command -v g++", "command -v cpp", "command -v make",
+                      "command -v ld", "ls -d /usr/lib/gcc"],
+    "git": ["command -v git", "ls -d /usr/lib/git-core"],
+    "uv": ["command -v uv", "ls /usr/local/bin/uv /app/.venv/bin/uv"],
+    "apt's package cache and lists": ["ls /var/cache/apt/archives/*.deb /var/cache/apt/*.bin",
+                                      "find /var/lib/apt/lists -type f ! -name lock"],
+    "a Keras file": ["find /home/bentoml/bento/models -name '*.keras' -o -name '*.h5' -o -name '*.hdf5'"],
+}
+LIMIT_BYTES = 700_000_000
+
+
+def test_image_is_lean(image, container_env, capsys):
+    """Only what serving needs, one declared port, from the official Python base: the
+    generated Dockerfile starts from python:3.11-slim (pulled where a registry answers; made
+    locally by scripts/container-tools.sh where none does)."""
+    size = int(sh(["podman", "image", "inspect", IMAGE, "--format", "{{.Size}}"], container_env).stdout)
+    with capsys.disabled():
+        print(f"\nimage {IMAGE}: {size / 1e6:.0f} MB (limit {LIMIT_BYTES / 1e6:.0f} MB)")
+    found = {}
+    for what, commands in NOT_IN_IMAGE.items():
+        script = "; ".join(f"{command} 2>/dev/null" for command in commands) + "; true"
+        listed = sh(["podman", "run", "--rm", "--entrypoint", "/bin/sh", IMAGE, "-c", script],
+                    container_env).stdout.strip()
+        if listed:
+            found[what] = listed
+    assert not found, found
+    ports = json.loads(sh(["podman", "image", "inspect", IMAGE, "--format", "{{json .Config.ExposedPorts}}"],
+                          container_env).stdout)
+    assert sorted(ports) == ["9000/tcp"], ports
+    bento = Path(sh([str(Path(sys.executable).parent / "bentoml"), "get", image, "-o", "path"],
+                    container_env).stdout.strip())
+    bases = re.findall(r"^FROM (\S+)", (bento / "env" / "docker" / "Dockerfile").read_text(), re.MULTILINE)
+    assert bases and all(base == "python:3.11-slim" for base in bases), bases
+    assert size <= LIMIT_BYTES
 
 
 def test_real_photo_through_the_container(running):
