@@ -135,6 +135,9 @@ def main(argv=None) -> int:
                    "unit = [0,1], symmetric = [-1,1], raw = [0,255] (default: unit)")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # Storing a model sends BentoML's `model_save` usage event otherwise (bentoml is imported
+    # only below, so the variable is read before BentoML first asks for it).
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     extra = {}
     if args.model is None:
         settings = bundled_settings()

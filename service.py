@@ -14,8 +14,11 @@ import os
 import time
 
 # Faces are personal data: no usage statistics to BentoML's vendor, even from a plain
-# `bentoml serve .` (make serve, the image and the manifests set it too).
-os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+# `bentoml serve .` whose command line decided before this import (patches.no_usage_tracking);
+# first, so that not even a failed start is reported.
+from emotionlib.serving import patches  # noqa: E402
+
+patches.no_usage_tracking()
 
 import bentoml  # noqa: E402
 import numpy as np  # noqa: E402
@@ -26,7 +29,7 @@ from starlette.responses import Response  # noqa: E402
 from emotionlib import EmotionPipeline  # noqa: E402
 from emotionlib.detectors import set_detect_threads  # noqa: E402
 from emotionlib.pipeline import confidence_threshold  # noqa: E402
-from emotionlib.serving import app, patches  # noqa: E402
+from emotionlib.serving import app  # noqa: E402
 from emotionlib.serving.batching import GreedyBatcher, QueueTimeout  # noqa: E402
 from emotionlib.serving.errors import answers_errors, refused  # noqa: E402
 from emotionlib.serving.fields import BoxesField, ConfidenceField, FacesAnswer, parse_boxes  # noqa: E402

@@ -9,6 +9,7 @@ requirements/serve.txt) and stops the service with a one-line message on any oth
 upgrade is a deliberate act (bump the pins, run the tests, then WRITTEN_FOR).
 
     patch                            what it changes                        found by
+    no_usage_tracking                BentoML's cached do_not_track()        usage debug log: serve_init
     tune_allocator                   glibc malloc: 4 MiB mmap threshold,    benchmarks/memory_burst.py
                                      2 arenas
     cache_media_types                BentoML IOMixin.mime_type, per class   py-spy, 0.7-1.2 ms/request
@@ -16,10 +17,16 @@ upgrade is a deliberate act (bump the pins, run the tests, then WRITTEN_FOR).
     bound_path_labels                BentoML's request metrics' labels      hostile sweep: /metrics grew
     json_http_errors_in_uvicorn      uvicorn's plain-text 400               hostile sweep: non-JSON 400
     access_log_survives_any_header   BentoML's access log                   hostile sweep: no answer
+
+``no_usage_tracking`` runs first, on its own (service.py calls it before the settings are read
+and the versions checked): it must act before anything can fail, since BentoML reports a
+command that fails too. The rest run in ``apply``.
 """
 from __future__ import annotations
 
 import json
+import logging
+import os
 import weakref
 from importlib import metadata
 
@@ -50,6 +57,43 @@ def apply(max_upload_bytes: int) -> None:
     bound_path_labels()
     json_http_errors_in_uvicorn()
     access_log_survives_any_header()
+
+
+# --- no_usage_tracking ------------------------------------------------------------------------
+DO_NOT_TRACK = "BENTOML_DO_NOT_TRACK"
+
+
+def no_usage_tracking() -> bool:
+    """Turn BentoML's usage tracking off for this process and its workers unless the user set
+    BENTOML_DO_NOT_TRACK; True when it is off. A warning says when the user turned it on.
+
+    BentoML posts usage events to t.bentoml.com unless the variable is true: one per command of
+    its command line (sent as the command ends, also when it fails), ``serve_init`` when a
+    server starts and ``serve_update`` every 12 hours after (bentoml/_internal/utils/analytics/
+    usage_stats.py). Setting the variable in service.py was too late for a plain ``bentoml
+    serve .``: the command's wrapper (bentoml_cli/utils.py ``bentoml_track_usage``) calls
+    ``usage_stats.do_not_track()`` before it imports the service, and that function is an
+    lru_cache: measured with ``__BENTOML_DEBUG_USAGE=True``, serve_init, serve_update and the
+    command's own event were logged. This sets the variable and clears that cache; BentoML asks
+    ``do_not_track()`` again just before it sends each event (``track``, ``track_serve``), so
+    none leaves. Safe without the variable: every command that imports service.py (``bentoml
+    serve .``, ``bentoml serve face-emotion:latest``, ``bentoml build``). Commands that import
+    neither it nor import_model.py (``bentoml containerize``, ``bentoml list``, ...) send their
+    own event unless the variable is in the environment (the Makefile, the image and the
+    Kubernetes Deployment set it). Tests: test_patches.py and tests/e2e/test_tracking.py.
+    """
+    os.environ.setdefault(DO_NOT_TRACK, "true")
+    from bentoml._internal.utils.analytics import usage_stats
+
+    cached = getattr(usage_stats.do_not_track, "cache_clear", None)
+    if cached is not None:  # any other shape is refused by check_versions, after this
+        cached()
+    off = usage_stats.do_not_track()
+    if not off:
+        logging.getLogger("emotion").warning(
+            "%s=%s: BentoML sends usage events about this server to t.bentoml.com (at start, then every 12 "
+            "hours); unset it or set it to true to send none", DO_NOT_TRACK, os.environ[DO_NOT_TRACK])
+    return off
 
 
 # --- tune_allocator ---------------------------------------------------------------------------

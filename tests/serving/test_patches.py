@@ -23,6 +23,26 @@ def every_spec(services):
             yield from (method.input_spec, method.output_spec)
 
 
+def test_usage_tracking_is_off_although_bentoml_asked_first(monkeypatch):
+    """BentoML's command line asks do_not_track() before it imports service.py and caches the
+    answer; no_usage_tracking sets the variable and makes BentoML ask again."""
+    from bentoml._internal.utils.analytics import usage_stats
+
+    from emotionlib.serving.patches import no_usage_tracking
+
+    monkeypatch.delenv("BENTOML_DO_NOT_TRACK", raising=False)
+    usage_stats.do_not_track.cache_clear()
+    assert usage_stats.do_not_track() is False  # what the command line saw and cached
+    try:
+        assert no_usage_tracking() is True
+        assert usage_stats.do_not_track() is True
+        monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "false")  # the user's own choice is kept
+        assert no_usage_tracking() is False
+    finally:
+        monkeypatch.setenv("BENTOML_DO_NOT_TRACK", "true")
+        usage_stats.do_not_track.cache_clear()
+
+
 def test_cached_media_type_is_bentomls_own_answer(services):
     from _bentoml_sdk.io_models import IOMixin
 
