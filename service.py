@@ -35,11 +35,11 @@ from emotionlib.serving.errors import answers_errors, refused  # noqa: E402
 from emotionlib.serving.fields import BoxesField, ConfidenceField, FacesAnswer, parse_boxes  # noqa: E402
 from emotionlib.serving.metrics import metrics  # noqa: E402
 from emotionlib.serving.photos import ModelWorker, Photos  # noqa: E402
-from emotionlib.serving.settings import Settings  # noqa: E402
+from emotionlib.serving.settings import service_settings  # noqa: E402
 from emotionlib.serving.upload import UploadedBytes  # noqa: E402
 
-# Every EMOTION_* variable, checked once: a bad value stops the service here, naming it.
-SETTINGS = Settings.from_env()
+# Every EMOTION_* variable, checked once: a bad value stops the service here with one line.
+SETTINGS = service_settings()
 # Every library patch, once the library versions are checked (emotionlib/serving/patches.py).
 patches.apply(max_upload_bytes=max(SETTINGS.limits.max_upload_bytes, SETTINGS.limits.max_batch_upload_bytes))
 logger = logging.getLogger("emotion")

@@ -148,15 +148,29 @@ class Settings:
                 if not given:
                     continue
                 variable, raw = given[0], environ[given[0]]
+                values[name] = read(variable, raw, spec)  # a bad value stops before any warning
                 if variable != env_name(name):
                     warnings.warn(f"{variable} is now called {env_name(name)}; the old name still works for now",
                                   RenamedSetting, stacklevel=2)
-                values[name] = read(variable, raw, spec)
             groups[group] = options_class(**values)
         unknown = sorted(k for k in environ if k.startswith(ENV_PREFIX) and k not in known_variables())
         if unknown:
             raise SettingsError(f"unknown setting(s) {unknown}; known: {sorted(known_variables())}")
         return cls(**groups)
+
+
+def service_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings.from_env() for service.py: a SettingsError becomes BentoML's
+    BentoMLConfigException, which BentoML's command line prints as one line (``Error: [serve]
+    `serve` failed: EMOTION_...``) with exit status 1, where any other exception at import was
+    a 58-line traceback with the message last (``--verbose`` still shows the traceback). A
+    Python caller gets the SettingsError as the exception's cause."""
+    from bentoml.exceptions import BentoMLConfigException
+
+    try:
+        return Settings.from_env(environ)
+    except SettingsError as error:
+        raise BentoMLConfigException(str(error)) from error
 
 
 def env_name(field_name: str) -> str:

@@ -150,3 +150,10 @@ def test_page_and_annotated_image_from_the_container(running):
                           timeout=60)
     assert response.status_code == 200 and response.headers["content-type"] == "image/jpeg"
     assert len(json.loads(response.headers["X-Emotion-Faces"])) == 1
+
+
+def test_bad_setting_stops_the_container_with_one_line(image, container_env):
+    run = sh(["podman", "run", "--rm", "-e", "EMOTION_MAX_FACES_PER_IMAGE=abc", IMAGE], container_env, timeout=300, check=False)
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if line.strip()]
+    assert run.returncode != 0
+    assert len(lines) == 1 and "EMOTION_MAX_FACES_PER_IMAGE='abc' is not accepted" in lines[0], lines
