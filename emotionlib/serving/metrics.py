@@ -1,9 +1,9 @@
 """Prometheus metrics of the service, shown on /metrics beside BentoML's own.
 
-Created on first use, inside the serving processes: BentoML sets PROMETHEUS_MULTIPROC_DIR
-at worker start-up, after service.py is imported, and prometheus_client must see it before
-any metric exists. (The endpoint labels of BentoML's own request metrics are bounded by
-patches.bound_path_labels.)
+Created on first use, inside the serving processes: prometheus_client must see
+PROMETHEUS_MULTIPROC_DIR (set by BentoML for each worker, moved to the server's own folder by
+patches.separate_metrics_folder) before any metric exists. (The endpoint labels of BentoML's
+own request metrics are bounded by patches.bound_path_labels.)
 """
 from __future__ import annotations
 

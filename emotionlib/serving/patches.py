@@ -10,6 +10,7 @@ upgrade is a deliberate act (bump the pins, run the tests, then WRITTEN_FOR).
 
     patch                            what it changes                        found by
     no_usage_tracking                BentoML's cached do_not_track()        usage debug log: serve_init
+    separate_metrics_folder          BentoML's Prometheus folder per home   test: another server's counts
     tune_allocator                   glibc malloc: 4 MiB mmap threshold,    benchmarks/memory_burst.py
                                      2 arenas
     cache_media_types                BentoML IOMixin.mime_type, per class   py-spy, 0.7-1.2 ms/request
@@ -27,8 +28,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import weakref
 from importlib import metadata
+from pathlib import Path
 
 # The versions the patches were written and tested for (requirements/serve.txt pins them;
 # tests/serving/test_patches.py checks both agree).
@@ -51,6 +54,7 @@ def apply(max_upload_bytes: int) -> None:
     """Check the versions, then apply every patch (each is idempotent). Call before the services
     are defined: BentoML builds its ASGI apps (and so its middleware) from what it finds then."""
     check_versions()
+    separate_metrics_folder()
     tune_allocator()
     cache_media_types()
     keep_uploads_in_memory(max_upload_bytes)
@@ -94,6 +98,64 @@ def no_usage_tracking() -> bool:
             "%s=%s: BentoML sends usage events about this server to t.bentoml.com (at start, then every 12 "
             "hours); unset it or set it to true to send none", DO_NOT_TRACK, os.environ[DO_NOT_TRACK])
     return off
+
+
+# --- separate_metrics_folder ------------------------------------------------------------------
+PROMETHEUS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+SHARED_FOLDER = "prometheus_multiproc_dir"  # the name of BentoML's one folder per BENTOML_HOME
+
+
+def separate_metrics_folder() -> str | None:
+    """Give this server's processes a Prometheus folder that no other server's start empties.
+
+    ``bentoml serve`` hands its workers one folder per BENTOML_HOME,
+    ``$BENTOML_HOME/prometheus_multiproc_dir``, and empties it as it starts
+    (bentoml/serving.py ``ensure_prometheus_dir``, called by _bentoml_impl/server/serving.py
+    ``serve_http`` before the service is imported, so nothing in service.py runs earlier): a
+    second server on the same BENTOML_HOME deleted the first one's counter files, and each then
+    reported the other's (measured by the test: the first server's count of refused uploads read
+    2, the second server's, instead of its own 3). Called in a worker as service.py is imported
+    (before any metric exists; prometheus_client reads the variable when it creates a file and
+    when /metrics is collected), this points the variable at a sibling folder named after the
+    server: the pid and start time of ``bentoml serve``, the workers' parent, so every worker of
+    one server shares it (a restarted one too) and no later server matches it. Folders of
+    servers no longer running are removed. Returns the folder, or None where BentoML's shared
+    folder is not in use (in-process tests, a folder set by someone else). Tests:
+    test_patches.py and tests/e2e/test_metrics_folder.py.
+    """
+    import psutil
+
+    current = os.environ.get(PROMETHEUS_DIR)
+    if not current or Path(current).name != SHARED_FOLDER:
+        return None
+    shared = Path(current)
+    own = shared.with_name(server_folder_name(psutil.Process(os.getppid())))
+    own.mkdir(exist_ok=True)
+    os.environ[PROMETHEUS_DIR] = str(own)
+    remove_folders_of_stopped_servers(shared.parent)
+    return str(own)
+
+
+def server_folder_name(server) -> str:
+    """The metrics folder's name for a `bentoml serve` process (a psutil.Process)."""
+    return f"{SHARED_FOLDER}.{server.pid}-{round(server.create_time() * 1000)}"
+
+
+def remove_folders_of_stopped_servers(home: Path) -> list[str]:
+    """Remove the metrics folders under home whose server process is gone; their names."""
+    import psutil
+
+    removed = []
+    for folder in home.glob(f"{SHARED_FOLDER}.*-*"):
+        pid = folder.name.rsplit(".", 1)[1].split("-", 1)[0]
+        try:
+            alive = server_folder_name(psutil.Process(int(pid))) == folder.name
+        except (ValueError, psutil.Error):
+            alive = False
+        if not alive:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
 
 
 # --- tune_allocator ---------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 
@@ -253,3 +254,36 @@ def test_the_access_log_answers_a_content_type_that_is_not_utf8():
     assert seen == [b"multipart/form-data; boundary=\xe9\xff"]  # the app got the request's own bytes
     with pytest.raises(UnicodeDecodeError):  # what BentoML's own access log does with it
         call(access.AccessLogMiddleware.__mro__[1])
+
+
+def test_a_worker_moves_to_its_servers_own_metrics_folder(tmp_path, monkeypatch):
+    """In a worker (here: this process, its parent standing for `bentoml serve`) BentoML's
+    shared folder is swapped for one named after the server; any other folder is left alone."""
+    import psutil
+
+    from emotionlib.serving.patches import PROMETHEUS_DIR, separate_metrics_folder, server_folder_name
+
+    shared = tmp_path / "prometheus_multiproc_dir"
+    shared.mkdir()
+    monkeypatch.setenv(PROMETHEUS_DIR, str(shared))
+    own = separate_metrics_folder()
+    assert own == os.environ[PROMETHEUS_DIR] == str(tmp_path / server_folder_name(psutil.Process(os.getppid())))
+    assert os.path.isdir(own)
+    assert separate_metrics_folder() is None  # already moved: idempotent
+    monkeypatch.setenv(PROMETHEUS_DIR, str(tmp_path / "someone-elses"))
+    assert separate_metrics_folder() is None and os.environ[PROMETHEUS_DIR] == str(tmp_path / "someone-elses")
+
+
+def test_folders_of_stopped_servers_are_removed(tmp_path):
+    import psutil
+
+    from emotionlib.serving.patches import remove_folders_of_stopped_servers, server_folder_name
+
+    running = tmp_path / server_folder_name(psutil.Process(os.getpid()))
+    stopped = tmp_path / running.name.replace("-", "-1", 1)  # same pid, another start time
+    gone = tmp_path / "prometheus_multiproc_dir.999999999-1"
+    for folder in (running, stopped, gone):
+        folder.mkdir()
+        (folder / "counter_1.db").write_bytes(b"x")
+    assert sorted(remove_folders_of_stopped_servers(tmp_path)) == sorted([stopped.name, gone.name])
+    assert running.is_dir() and not stopped.exists() and not gone.exists()
