@@ -1,7 +1,8 @@
 """The ASGI layers around the API service's endpoints, outermost first: every error answer in
 the JSON shape (errors.ErrorShape), the API key (access.ApiKeyGuard), the upload guard
 (upload.UploadGuard: deadlines, body limits, form checks per route, processing slots) with
-the memory release once the worker is idle; and the page GET /ui (static files)."""
+the memory release once the worker is idle; the page GET /ui (static files), and the API page
+GET / with its OpenAPI document GET /docs.json (docspage: no third-party requests)."""
 from __future__ import annotations
 
 import logging
@@ -11,6 +12,7 @@ from pathlib import Path
 from starlette.staticfiles import StaticFiles
 
 from emotionlib.serving.access import ApiKeyGuard
+from emotionlib.serving.docspage import docs_pages
 from emotionlib.serving.errors import ErrorShape
 from emotionlib.serving.memory import release_free_memory
 from emotionlib.serving.upload import ROUTES, FormSpec, UploadGuard, UploadLimits
@@ -38,3 +40,5 @@ def wrap(service, settings) -> None:
                                 idle_delay_s=1.0)
     # The page to try the API in a browser (static files, no external assets).
     service.mount_asgi_app(StaticFiles(directory=UI, html=True), path="/ui")
+    # The API page at / and /docs.json, without BentoML's third-party requests.
+    service.mount_asgi_app(docs_pages(service), path="/")

@@ -1,5 +1,7 @@
 """GET /ui driven in a real headless Chromium (Debian's chromium + chromium-driver, which
 .ci/run installs): upload a photo, see the annotated image and one table row per face.
+Every request a page makes is recorded (Chrome's DevTools performance log): the pages the
+service serves, /ui and the API page at /, contact no host but the service.
 
 The service is a real `bentoml serve` (conftest's `served`). A screenshot of the page is
 saved as a test artifact in test-artifacts/ui.png (README's docs/ui.png), and one per test,
@@ -8,9 +10,12 @@ with how to install it, except under CI=true, where it fails.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -54,6 +59,7 @@ def browser():
         options.add_argument(flag)
     profile = tempfile.mkdtemp(prefix="emotion-ui-chromium-")
     options.add_argument(f"--user-data-dir={profile}")
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})  # every request: requested_urls
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_page_load_timeout(60)
     yield driver
@@ -78,6 +84,7 @@ def test_upload_a_photo_and_see_the_faces(browser, served):
     url = served.url
     expected = httpx.post(f"{url}/emotion", files={"image": ("group.jpg", photo.read_bytes())}, timeout=120).json()
     assert len(expected) == 4
+    requested_urls(browser)
     browser.get(f"{url}/ui")
     assert browser.title.startswith("Face emotion")
     legend = [item.text for item in browser.find_elements(By.CSS_SELECTOR, "#legend li")]
@@ -100,10 +107,58 @@ def test_upload_a_photo_and_see_the_faces(browser, served):
     for row, face in zip(rows, expected):
         assert row.find_element(By.CSS_SELECTOR, "td.emotion").text.strip() == face["emotion"]
         assert len(row.find_elements(By.CSS_SELECTOR, "td.score .bar span")) == len(EMOTIONS)
-    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
-    assert loaded and all(entry.startswith((url, "blob:")) for entry in loaded), loaded
+    assert_only_the_service(requested_urls(browser), url)
 
     save_full_page(browser, ARTIFACTS / "ui.png")
+
+
+def requested_urls(browser) -> list[str]:
+    """The URL of every network request the browser started since the last call (Chrome's
+    performance log, read and emptied), including ones that failed or were never answered."""
+    urls = []
+    for entry in browser.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] in ("Network.requestWillBeSent", "Network.webSocketCreated"):
+            urls.append(message["params"].get("request", message["params"]).get("url", ""))
+    return urls
+
+
+def assert_only_the_service(urls: list[str], service_url: str) -> None:
+    """Every request that goes over the network (not data:, blob: or the browser's own
+    chrome:// pages) goes to the service's host and port."""
+    service = urlsplit(service_url).netloc
+    network = [u for u in urls if urlsplit(u).scheme in ("http", "https", "ws", "wss", "ftp")]
+    elsewhere = [u for u in network if urlsplit(u).netloc != service]
+    assert network and not elsewhere, elsewhere
+
+
+def test_the_recorder_sees_a_request_to_another_host(browser):
+    """The control for the tests below: a page that loads an image from another host (a
+    documentation address, TEST-NET-1, that nothing answers) shows up in the record."""
+    requested_urls(browser)
+    browser.get("data:text/html,<img src='http://192.0.2.1/pixel.png'>")
+    time.sleep(1)
+    assert "http://192.0.2.1/pixel.png" in requested_urls(browser)
+
+
+@pytest.mark.parametrize("path, ready, expected", [
+    ("/ui/", "#legend li", "/ui/ui.js"),
+    ("/", ".opblock-summary-path", "/docs.json"),  # Swagger UI has rendered the API's operations
+], ids=["ui", "api-docs"])
+def test_pages_contact_only_the_service(browser, served, path, ready, expected):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    requested_urls(browser)
+    browser.get(served.url + path)
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ready))
+    time.sleep(2)  # what a page loads late (a tag manager loads asynchronously)
+    urls = requested_urls(browser)
+    assert served.url + expected in urls, urls
+    assert_only_the_service(urls, served.url)
+    if path == "/":
+        paths = [e.text for e in browser.find_elements(By.CSS_SELECTOR, ".opblock-summary-path")]
+        assert "/emotion" in paths, paths
 
 
 def save_full_page(browser, path):
