@@ -35,6 +35,7 @@ from emotionlib.serving.errors import answers_errors, refused  # noqa: E402
 from emotionlib.serving.fields import BoxesField, ConfidenceField, FacesAnswer, parse_boxes  # noqa: E402
 from emotionlib.serving.metrics import metrics  # noqa: E402
 from emotionlib.serving.photos import ModelWorker, Photos  # noqa: E402
+from emotionlib.serving.readiness import ModelProbe  # noqa: E402
 from emotionlib.serving.settings import service_settings  # noqa: E402
 from emotionlib.serving.upload import UploadedBytes  # noqa: E402
 
@@ -95,17 +96,32 @@ class EmotionModel:
 
 # No BentoML max_concurrency: it counts a request from its first byte, so slow uploads took
 # every slot. The upload guard (emotionlib/serving/upload.py) limits uploads and processing apart.
+# runner_probe off: /readyz answers from ModelProbe (emotionlib/serving/readiness.py) instead of
+# asking the model worker on every call (seconds while that worker is down).
 @bentoml.service(name="emotion_api", http={"port": 9000}, workers=SETTINGS.service.api_workers,
-                 traffic={"timeout": 60})
+                 traffic={"timeout": 60}, runner_probe={"enabled": False})
 class EmotionAPI:
     model = bentoml.depends(EmotionModel)
 
     def __init__(self) -> None:
         set_detect_threads(SETTINGS.service.detect_threads)
         pipeline = EmotionPipeline(options=SETTINGS.detection, input_size=stored_model().info.metadata["input_size"])
+        self.model_probe = ModelProbe.of(lambda: self.model)
         # looked up per call: a remote client has its endpoints only once it has connected
-        model = ModelWorker(lambda faces: self.model.to_async.predict(faces), SETTINGS.model.model_timeout_s)
+        model = ModelWorker(lambda faces: self.model.to_async.predict(faces), SETTINGS.model.model_timeout_s,
+                            on_answer=self.model_probe.saw_answer)
         self.photos = Photos(pipeline, model, SETTINGS.limits.max_decodes_in_progress)
+
+    @bentoml.on_startup
+    async def start_model_probe(self) -> None:
+        await self.model_probe.start()
+
+    @bentoml.on_shutdown
+    async def stop_model_probe(self) -> None:
+        await self.model_probe.stop()
+
+    async def __is_ready__(self) -> bool:
+        return self.model_probe.ready
 
     @bentoml.api(route="/emotion")
     @answers_errors

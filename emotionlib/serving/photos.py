@@ -31,8 +31,10 @@ class ModelWorker:
     it was reused is retried once, inside the deadline (counted in emotion_model_retries_total).
     """
 
-    def __init__(self, predict: Callable[[np.ndarray], Awaitable[np.ndarray]], timeout_s: float):
-        self.predict, self.timeout_s = predict, timeout_s
+    def __init__(self, predict: Callable[[np.ndarray], Awaitable[np.ndarray]], timeout_s: float,
+                 on_answer: Callable[[], None] = lambda: None):
+        """on_answer: called after each answer (an answer proves the worker is up: readiness)."""
+        self.predict, self.timeout_s, self.on_answer = predict, timeout_s, on_answer
         self.retried = False
 
     async def __call__(self, pixels: np.ndarray) -> np.ndarray:
@@ -42,14 +44,16 @@ class ModelWorker:
         try:
             with anyio.fail_after(self.timeout_s):
                 try:
-                    return await self.predict(pixels)
+                    probabilities = await self.predict(pixels)
                 except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
                     metrics().model_retries.inc()
                     if not self.retried:  # once per worker; the counter has the rest
                         self.retried = True
                         logger.warning("model worker connection dropped (%r); retrying once (logged once, "
                                        "see emotion_model_retries_total)", error)
-                    return await self.predict(pixels)
+                    probabilities = await self.predict(pixels)
+            self.on_answer()
+            return probabilities
         except TimeoutError:
             raise EmotionError("model_timeout", f"the model worker did not answer within {self.timeout_s:g} s") \
                 from None
