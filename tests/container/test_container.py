@@ -153,7 +153,28 @@ def test_page_and_annotated_image_from_the_container(running):
 
 
 def test_bad_setting_stops_the_container_with_one_line(image, container_env):
-    run = sh(["podman", "run", "--rm", "-e", "EMOTION_MAX_FACES_PER_IMAGE=abc", IMAGE], container_env, timeout=300, check=False)
+    run = sh(["podman", "run", "--rm", "-e", "EMOTION_MAX_FACES_PER_IMAGE=abc", IMAGE], container_env, timeout=300,
+             check=False)
     lines = [line for line in (run.stdout + run.stderr).splitlines() if line.strip()]
     assert run.returncode != 0
     assert len(lines) == 1 and "EMOTION_MAX_FACES_PER_IMAGE='abc' is not accepted" in lines[0], lines
+
+
+def test_a_killed_worker_stops_the_container(image, container_env):
+    """Inside a container BentoML restarts no worker (its watchers' respawn is off when
+    BENTOML_CONTAINERIZED is set): the server stops and the container's restart policy
+    (Kubernetes: the pod's) brings it back, as the README says."""
+    name, port = f"{CONTAINER}-kill", free_port()
+    sh(["podman", "rm", "-f", name], container_env, check=False)
+    sh(["podman", "run", "-d", "--name", name, "-p", f"{port}:9000", IMAGE], container_env)
+    try:
+        assert wait_ready(f"http://127.0.0.1:{port}", 240)
+        # the pattern's brackets keep this shell's own command line from matching it
+        sh(["podman", "exec", name, "sh", "-c", "for p in /proc/[0-9]*; do grep -qa 'emotion_[m]odel' $p/cmdline "
+            "2>/dev/null && kill -9 ${p#/proc/}; done; true"], container_env)
+        try:
+            sh(["podman", "wait", name], container_env, timeout=120)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the container kept running for 120 s after its model worker was killed")
+    finally:
+        sh(["podman", "rm", "-f", name], container_env, check=False)
