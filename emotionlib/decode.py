@@ -44,36 +44,73 @@ def _describe_non_image(data: bytes) -> str:
         return "data that is not a JPEG or PNG image"
 
 
+# Modes are converted to RGB a tile of at most this many pixels at a time, straight into the
+# result: the only full-size memory besides Pillow's own image is the result, 3 bytes per
+# pixel (np.asarray of a whole image made a copy, Pillow's tobytes another while joining its
+# chunks, and a mode conversion a third: 11 bytes per pixel of a grayscale PNG at the peak).
+TILE_PIXELS = 1 << 18
+_INTEGER_GRAY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
 def _to_rgb(image: Image.Image) -> np.ndarray:
-    """Any Pillow mode -> uint8 RGB array; transparency is composited over white."""
-    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+    """Any Pillow mode -> a new, writable (H, W, 3) uint8 RGB array; transparency is
+    composited over white, 16/32-bit and float grayscale scaled into 8 bits."""
+    width, height = image.size
+    out = np.empty((height, width, 3), np.uint8)
+    convert = _tile_converter(image)
+    tile_w = min(width, TILE_PIXELS)
+    rows = max(1, TILE_PIXELS // tile_w)
+    for y in range(0, height, rows):
+        for x in range(0, width, tile_w):
+            tile = image.crop((x, y, min(width, x + tile_w), min(height, y + rows)))
+            out[y:y + tile.height, x:x + tile.width] = convert(tile)
+    return out
+
+
+def _tile_converter(image: Image.Image):
+    """A function from a tile of ``image`` to its uint8 array of 3 channels, or 1 to repeat.
+    Scales that depend on the whole image are decided here, from its extrema."""
+    if image.mode in _INTEGER_GRAY:
         # 16/32-bit grayscale: scale the real range into 8 bits rather than clipping.
-        values = np.asarray(image, dtype=np.float64)
-        high = 65535.0 if image.mode.startswith("I;16") or values.max() > 255 else 255.0
-        gray = np.clip(values * (255.0 / high), 0, 255).round().astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
+        high = 65535.0 if image.mode.startswith("I;16") or image.getextrema()[1] > 255 else 255.0
+        return lambda tile: _scaled_gray(tile, 255.0 / high)
     if image.mode == "F":
-        values = np.asarray(image, dtype=np.float64)
-        scale = 255.0 if values.max() <= 1.0 else 1.0
-        gray = np.clip(values * scale, 0, 255).round().astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
-    if image.mode == "P":
-        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
-    if image.mode in ("LA", "La", "PA"):
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "RGBa"):
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        image = Image.alpha_composite(background, image.convert("RGBA"))
-    if image.mode != "RGB":
-        image = image.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV, RGBX ...
-    return np.asarray(image, dtype=np.uint8)
+        return lambda tile, scale=255.0 if image.getextrema()[1] <= 1.0 else 1.0: _scaled_gray(tile, scale)
+    if image.mode == "L":
+        return lambda tile: np.asarray(tile)[:, :, None]
+    return _rgb_tile
 
 
-# EXIF orientation (tag 0x0112) -> the transpose that shows the image upright.
+def _scaled_gray(tile: Image.Image, factor: float) -> np.ndarray:
+    values = np.asarray(tile, dtype=np.float64)
+    return np.clip(values * factor, 0, 255).round().astype(np.uint8)[:, :, None]
+
+
+def _rgb_tile(tile: Image.Image) -> np.ndarray:
+    if tile.mode == "P":
+        tile = tile.convert("RGBA" if "transparency" in tile.info else "RGB")
+    if tile.mode in ("LA", "La", "PA"):
+        tile = tile.convert("RGBA")
+    if tile.mode in ("RGBA", "RGBa"):
+        background = Image.new("RGBA", tile.size, (255, 255, 255, 255))
+        tile = Image.alpha_composite(background, tile.convert("RGBA"))
+    if tile.mode != "RGB":
+        tile = tile.convert("RGB")  # 1, CMYK, YCbCr, LAB, HSV, RGBX ...
+    return np.asarray(tile, dtype=np.uint8)
+
+
+# EXIF orientation (tag 0x0112) -> the view of the stored (H, W, 3) array that shows it upright
+# (numpy views, copied once into a contiguous array after Pillow's image is gone: Pillow's
+# transpose made a second full image beside the first).
 _ORIENTATION = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],                       # mirrored left to right
+    3: lambda a: a[::-1, ::-1],                    # turned 180 degrees
+    4: lambda a: a[::-1],                          # mirrored top to bottom
+    5: lambda a: a.transpose(1, 0, 2),             # transposed
+    6: lambda a: a.transpose(1, 0, 2)[:, ::-1],    # turned 90 degrees clockwise to show it
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),  # transversed
+    8: lambda a: a.transpose(1, 0, 2)[::-1],       # turned 90 degrees anticlockwise to show it
 }
 _SWAPS_AXES = {5, 6, 7, 8}
 
@@ -122,19 +159,9 @@ def _draft_size(width: int, height: int, min_side: int) -> tuple[int, int]:
     return max(1, math.ceil(width * factor)), max(1, math.ceil(height * factor))
 
 
-def decode_picture(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None) -> Picture:
-    """Decode JPEG/PNG bytes into an upright RGB Picture, EXIF orientation applied.
-
-    ``min_side``: the caller needs only an image whose longer side is at least this many
-    pixels; a JPEG larger than that is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's
-    DCT scaling, Pillow's draft mode), which saves the decoding time and memory of the
-    full bitmap. PNG has no such mode and is always decoded at full size.
-
-    Raises InputError: 400 for empty, corrupt, truncated or non-image data and for a JPEG
-    of more than MAX_JPEG_SCANS scans; 415 for an image format other than JPEG/PNG; 413
-    when the image has more than max_pixels pixels (checked from the header, before
-    anything is decompressed).
-    """
+def _opened(data: bytes, max_pixels: int) -> tuple[Image.Image, str]:
+    """The image opened from its header (nothing decompressed yet) and its kind ("JPEG" or
+    "PNG"), once every check that needs no decoding passed; InputError otherwise."""
     if not data:
         raise InputError("empty_file", "the uploaded file 'image' is empty")
     try:
@@ -153,7 +180,7 @@ def decode_picture(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: 
         raise
     except Exception as exc:  # noqa: BLE001 - Pillow raises many types for malformed headers
         raise _undecodable("image", ": its header cannot be read", exc) from None
-    with image:
+    try:
         if image.format not in ACCEPTED_FORMATS:
             raise InputError("unsupported_image_type",
                              f"{image.format} images are not accepted; send a JPEG or PNG")
@@ -168,6 +195,37 @@ def decode_picture(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: 
         if kind == "JPEG" and (scans := data.count(b"\xff\xda")) > MAX_JPEG_SCANS:
             raise InputError("too_many_scans", f"the JPEG has {scans:,} scans; at most {MAX_JPEG_SCANS} are "
                              "accepted (each costs a pass over the whole image)")
+    except BaseException:
+        image.close()
+        raise
+    return image, kind
+
+
+def image_size(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of JPEG/PNG bytes as stored, read from the header without decoding,
+    after the checks decode_picture makes before decoding (the same InputErrors): what a
+    caller needs to know how much memory decoding will take."""
+    image, _ = _opened(data, max_pixels)
+    with image:
+        return image.size
+
+
+def decode_picture(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: int | None = None) -> Picture:
+    """Decode JPEG/PNG bytes into an upright RGB Picture, EXIF orientation applied.
+
+    ``min_side``: the caller needs only an image whose longer side is at least this many
+    pixels; a JPEG larger than that is decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's
+    DCT scaling, Pillow's draft mode), which saves the decoding time and memory of the
+    full bitmap. PNG has no such mode and is always decoded at full size.
+
+    Raises InputError: 400 for empty, corrupt, truncated or non-image data and for a JPEG
+    of more than MAX_JPEG_SCANS scans; 415 for an image format other than JPEG/PNG; 413
+    when the image has more than max_pixels pixels (checked from the header, before
+    anything is decompressed).
+    """
+    image, kind = _opened(data, max_pixels)
+    with image:
+        width, height = image.size
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -175,12 +233,14 @@ def decode_picture(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, min_side: 
                     image.draft(None, _draft_size(width, height, min_side))
                 image.load()
                 turn = orientation(image)
-                upright = image.transpose(_ORIENTATION[turn]) if turn != 1 else image
-                rgb = _to_rgb(upright)
+                stored = _to_rgb(image)
         except MemoryError:
             raise
         except Exception as exc:  # noqa: BLE001 - every decoding failure is the data's fault
             raise _undecodable(f"{kind} data", " and cannot be decoded", exc) from None
+    del image  # Pillow's pixels go before the turned copy is made
+    rgb = stored if turn == 1 else np.ascontiguousarray(_ORIENTATION[turn](stored))
+    del stored
     if turn in _SWAPS_AXES:
         width, height = height, width
     return Picture(rgb=rgb, width=width, height=height)
