@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from emotionlib.labels import EMOTIONS
-from emotionlib.render import EMOTION_COLOURS, annotate, draw_faces, output_format, sizes
+from emotionlib.render import MAX_FONT, MAX_LINE, EMOTION_COLOURS, annotate, draw_faces, output_format, sizes
 from tests.helpers import ROOT, encode
 
 
@@ -88,3 +88,27 @@ def test_boxes_one_or_two_pixels_wide(size):
     image = Image.new("RGB", size, "white")
     drawn = draw_faces(image, [face([0, 0, *size])])
     assert drawn.size == size and changed(image, drawn).any()
+
+
+@pytest.mark.parametrize("width, height", [(1, 300_000), (300_000, 1), (3_000_000, 1), (1, 3_000_000), (50_000, 1_000)])
+def test_any_shape_inside_the_limits_gets_bounded_labels(width, height):
+    """Line and text sizes grow with the longer side up to a bound: a 1x300000 image asked for a
+    6,667-pixel font (Pillow refused it as a decompression bomb: a 500 after seconds of CPU)
+    and a 3000000x1 one for 66,667 (FreeType: invalid pixel size). Drawn and encoded whole."""
+    line, font = sizes(width, height)
+    assert (line, font) == (MAX_LINE, MAX_FONT)
+    rgb = np.full((height, width, 3), 200, np.uint8)
+    out = annotate(rgb, [face([0, 0, width, height]), face([0, 0, 1, 1], "sad")], "png", in_place=True)
+    drawn = np.asarray(Image.open(io.BytesIO(out)))
+    assert drawn.shape == (height, width, 3) and (drawn != 200).any()
+
+
+def test_drawing_in_place_uses_the_callers_array_and_otherwise_copies(obama):
+    rgb = np.array(obama)
+    before = rgb.copy()
+    annotate(rgb, [face([342, 95, 300, 300])], "png")
+    assert np.array_equal(rgb, before)  # a copy was drawn on
+    out = annotate(rgb, [face([342, 95, 300, 300])], "png", in_place=True)
+    assert not np.array_equal(rgb, before)  # drawn into (and left in the encoder's channel order)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(out))),
+                          np.asarray(draw_faces(obama, [face([342, 95, 300, 300])])))
