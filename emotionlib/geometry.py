@@ -117,9 +117,17 @@ def _invalid_boxes(message: str) -> InputError:
     return InputError("invalid_boxes", message)
 
 
-def _shown(item) -> str:
-    item = item.as_list() if isinstance(item, Box) else item
-    return json.dumps(item, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))[:60]
+def shown(value, limit: int = 60) -> str:
+    """A caller's value as an error message shows it: JSON-like, at most ``limit`` characters
+    (a number of any size, which str() and json.dumps refuse past 4,300 digits, included)."""
+    value = value.as_list() if isinstance(value, Box) else value
+    try:
+        text = json.dumps(value, default=lambda v: v.tolist() if hasattr(v, "tolist") else str(v))
+    except ValueError:  # an integer too long to write out, or nested too deep
+        text = f"<a {type(value).__name__} too large to show>"
+    except RecursionError:
+        text = f"<a {type(value).__name__} nested too deep to show>"
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _is_int(value) -> bool:
@@ -141,10 +149,10 @@ def check_boxes(value, max_boxes: int) -> list[Box]:
     for index, item in enumerate(value):
         numbers_ = item.as_list() if isinstance(item, Box) else item
         if not (isinstance(numbers_, (list, tuple)) and len(numbers_) == 4 and all(_is_int(v) for v in numbers_)):
-            raise _invalid_boxes(f"boxes[{index}] = {_shown(item)} is not a list of four integers [x, y, w, h]")
+            raise _invalid_boxes(f"boxes[{index}] = {shown(item)} is not a list of four integers [x, y, w, h]")
         x, y, w, h = (int(v) for v in numbers_)
         if w <= 0 or h <= 0:
-            raise _invalid_boxes(f"boxes[{index}] = {_shown(item)} has zero area: width and height must be positive")
+            raise _invalid_boxes(f"boxes[{index}] = {shown(item)} has zero area: width and height must be positive")
         boxes.append(Box(x, y, w, h))
     return boxes
 
@@ -153,5 +161,5 @@ def check_inside(boxes: list[Box], width: int, height: int) -> None:
     """InputError ``invalid_boxes`` naming the first box not wholly inside a width x height image."""
     for index, box in enumerate(boxes):
         if box.x < 0 or box.y < 0 or box.x + box.w > width or box.y + box.h > height:
-            raise _invalid_boxes(f"boxes[{index}] = {box.as_list()} is outside the {width}x{height} image "
+            raise _invalid_boxes(f"boxes[{index}] = {shown(box)} is outside the {width}x{height} image "
                                  f"(x + w must be <= {width}, y + h <= {height}, x and y >= 0)")

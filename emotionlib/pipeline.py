@@ -29,7 +29,7 @@ from emotionlib.decode import Picture, decode_image, decode_picture
 from emotionlib.detectors import make_detector
 from emotionlib.errors import InputError
 from emotionlib.framing import crop_face
-from emotionlib.geometry import Box, Detection, check_boxes, check_inside, clip_box
+from emotionlib.geometry import Box, Detection, check_boxes, check_inside, clip_box, shown
 from emotionlib.labels import EMOTIONS
 from emotionlib.options import PipelineOptions
 from emotionlib.preprocess import face_pixels, to_gray
@@ -65,14 +65,16 @@ class Located:
 
 
 def confidence_threshold(value) -> float:
-    """min_detection_confidence as given (a number, or its text): a float from 0 to 1."""
+    """min_detection_confidence as given (a number, or its text): a float from 0 to 1. Anything
+    else, NaN, infinities and integers too large for a float (OverflowError) included, is an
+    InputError."""
     try:
         number = float(value) if not isinstance(value, bool) else None
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         number = None
-    if number is None or not 0.0 <= number <= 1.0:
+    if number is None or not 0.0 <= number <= 1.0:  # NaN compares false: refused too
         raise InputError("invalid_field", "field 'min_detection_confidence' must be a number from 0 to 1, "
-                         f"got {str(value)[:40]!r}")
+                         f"got {shown(value)}")
     return number
 
 

@@ -20,11 +20,13 @@ EXAMPLE = "[[10, 20, 100, 120]]"
 
 
 def parse_boxes(value):
-    """The boxes field's value decoded from JSON text (None stays None: no boxes)."""
+    """The boxes field's value decoded from JSON text (None stays None: no boxes); text that is
+    not JSON, or JSON Python cannot read (an integer of over 4,300 digits, lists nested thousands
+    deep), is an InputError."""
     if isinstance(value, (str, bytes)):
         try:
             return json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise InputError("invalid_boxes", "field 'boxes' is not valid JSON; send a list of [x, y, w, h] "
                              f"boxes, e.g. {EXAMPLE}") from None
     return value

@@ -39,6 +39,9 @@ from emotionlib.serving.errors import reject
 
 BOOL_VALUES = {"true": True, "1": True, "yes": True, "on": True,
                "false": False, "0": False, "no": False, "off": False}
+# The longest text field: room for the most boxes a request may give (1,000 at the highest
+# EMOTION_MAX_FACES_PER_IMAGE, about 40 characters each); anything longer is refused by name.
+MAX_TEXT_CHARS = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -251,9 +254,10 @@ async def check_form(scope, body: bytes, spec: FormSpec) -> None:
     async def stream():
         yield body
 
+    # max_part_size (text parts only): the body's own bound; _check_fields names a field that is too long.
     parser = _InMemoryParser(Headers(scope=normalized(scope)), stream(), max_fields=16,
                              max_files=max(16, sum(most for _, most in spec.files.values()) + 1),
-                             max_part_size=64 * 1024)
+                             max_part_size=max(len(body), MAX_TEXT_CHARS) + 1)
     try:
         form = await parser.parse()
     except Exception as exc:  # noqa: BLE001 - starlette raises MultiPartException, ValueError, KeyError ...
@@ -288,6 +292,9 @@ def _check_fields(form, spec: FormSpec) -> None:
         values = form.getlist(name)
         if len(values) != 1 or not isinstance(values[0], str):
             raise InputError("invalid_field", f"field {name!r} must be given once, as text")
+        if len(values[0]) > MAX_TEXT_CHARS:
+            raise InputError("invalid_field", f"field {name!r} is {len(values[0]):,} characters long; at most "
+                             f"{MAX_TEXT_CHARS:,} are accepted")
         if name in spec.bools:
             parse_bool(name, values[0])
         readable_by_bentoml(name, values[0])

@@ -55,11 +55,25 @@ def test_confidence_values(value, expected):
     assert confidence_threshold(value) == expected
 
 
-@pytest.mark.parametrize("value", ["1.5", "-0.1", "high", True, None, "nan"])
+@pytest.mark.parametrize("value", ["1.5", "-0.1", "high", True, None, "nan", "inf", "-Infinity", "1e999",
+                                   float("nan"), float("inf"), 10 ** 310, -(10 ** 4000), 10 ** 5000, [0.5], {"a": 1}],
+                         ids=lambda value: f"{type(value).__name__}-{len(repr(value)) if not isinstance(value, int) else value.bit_length()}")
 def test_bad_confidence_values(value):
+    """NaN, the infinities and integers too large for a float (OverflowError, the 500 of the
+    hostile run: 310 digits) are refused like any other bad value."""
     with pytest.raises(InputError) as info:
         confidence_threshold(value)
     assert info.value.code == "invalid_field" and "min_detection_confidence" in info.value.message
+
+
+@pytest.mark.parametrize("value", [[[0, 0, 10 ** 400, 1]], [[10 ** 5000, 0, 1, 1]], [[0, 0, float("inf"), 1]],
+                                   [[0, 0, float("nan"), 1]], [[[[[[1]]]]]], "[" * 30_000 + "]" * 30_000,
+                                   "[[0, 0, " + "9" * 5000 + ", 1]]", "[[0, 0, 1e999, 1]]", "[[0, 0, NaN, 1]]"],
+                         ids=lambda value: f"boxes-{value[:14] if isinstance(value, str) else type(value).__name__}")
+def test_boxes_with_numbers_of_any_size_are_refused_by_name(value):
+    with pytest.raises(InputError) as info:
+        check_inside(parse_boxes(value, 10), 100, 50)
+    assert info.value.code == "invalid_boxes" and len(info.value.message) < 300
 
 
 def parse_boxes(text, max_boxes):
