@@ -8,7 +8,6 @@ answers; the rest of HTTP (settings, limits, errors, library patches) is in emot
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -24,15 +23,16 @@ import bentoml  # noqa: E402
 import numpy as np  # noqa: E402
 from bentoml.exceptions import ServiceUnavailable  # noqa: E402
 from PIL.Image import Image  # noqa: E402
-from starlette.responses import Response  # noqa: E402
 
 from emotionlib import EmotionPipeline  # noqa: E402
 from emotionlib.detectors import set_detect_threads  # noqa: E402
 from emotionlib.pipeline import confidence_threshold  # noqa: E402
 from emotionlib.serving import app  # noqa: E402
 from emotionlib.serving.batching import GreedyBatcher, QueueTimeout  # noqa: E402
+from emotionlib.serving.budget import MemoryBudget  # noqa: E402
 from emotionlib.serving.errors import answers_errors, refused  # noqa: E402
-from emotionlib.serving.fields import BoxesField, ConfidenceField, FacesAnswer, parse_boxes  # noqa: E402
+from emotionlib.serving.fields import (BoxesField, ConfidenceField, FacesAnswer, annotated_response,  # noqa: E402
+                                      parse_boxes, wants_json)
 from emotionlib.serving.metrics import metrics  # noqa: E402
 from emotionlib.serving.photos import ModelWorker, Photos  # noqa: E402
 from emotionlib.serving.readiness import ModelProbe  # noqa: E402
@@ -110,7 +110,8 @@ class EmotionAPI:
         # looked up per call: a remote client has its endpoints only once it has connected
         model = ModelWorker(lambda faces: self.model.to_async.predict(faces), SETTINGS.model.model_timeout_s,
                             on_answer=self.model_probe.saw_answer)
-        self.photos = Photos(pipeline, model, SETTINGS.limits.max_decodes_in_progress)
+        budget = MemoryBudget(SETTINGS.limits.max_image_memory_bytes)  # one per worker, for every endpoint
+        self.photos = Photos(pipeline, model, SETTINGS.limits.max_decodes_in_progress, budget)
 
     @bentoml.on_startup
     async def start_model_probe(self) -> None:
@@ -142,14 +143,13 @@ class EmotionAPI:
     async def annotate(self, image: UploadedBytes, detect: bool = True, boxes: BoxesField = None,
                        min_detection_confidence: ConfidenceField = None) -> Image:
         """The photo (JPEG in: JPEG out; PNG in: PNG out), upright, with each face's box and
-        `emotion confidence` label drawn; the faces' JSON (as /emotion answers it) is in
-        the `X-Emotion-Faces` response header."""
-        located = await self.photos.locate(image, detect=detect, boxes=parse_boxes(boxes),
-                                           min_detection_confidence=min_detection_confidence, keep_image=True)
-        faces = [face.to_dict() for face in (await self.photos.faces([located]))[0]]
-        body, media_type = await self.photos.annotated(image, located, faces)
-        faces_json = json.dumps(faces, separators=(",", ":"))
-        return Response(body, media_type=media_type, headers={"X-Emotion-Faces": faces_json})
+        `emotion confidence` label drawn; the faces' JSON (as /emotion answers it) in the
+        `X-Emotion-Faces` header for up to 32 faces (`X-Emotion-Face-Count` always). With
+        `Accept: application/json`: `{"faces": [...], "media_type": ..., "image": base64}`."""
+        answer = await self.photos.annotated(image, as_json=wants_json(EmotionAPI.context), detect=detect,
+                                             boxes=parse_boxes(boxes),
+                                             min_detection_confidence=min_detection_confidence)
+        return annotated_response(answer)
 
     @bentoml.api(route="/emotion/batch")
     @answers_errors

@@ -1,5 +1,6 @@
 """What goes in and out of the endpoints besides the photos: the form fields, made into what
-the pipeline takes, and the JSON schema of the answer.
+the pipeline takes, the JSON schema of the answer, and the annotated image's answer (its
+headers, or JSON for clients that ask for it).
 
 ``boxes`` arrives as JSON text (or the list BentoML's form parser already decoded from it);
 the pipeline checks the boxes themselves (emotionlib.geometry.check_boxes: shape, integers,
@@ -9,12 +10,15 @@ size, count, inside the image). ``min_detection_confidence`` goes to the pipelin
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, WithJsonSchema
 
 from emotionlib.errors import InputError
 from emotionlib.labels import EMOTIONS
+
+if TYPE_CHECKING:
+    from emotionlib.serving.photos import Annotated as AnnotatedPhoto
 
 EXAMPLE = "[[10, 20, 100, 120]]"
 
@@ -57,3 +61,54 @@ FACE_SCHEMA = {
     },
 }
 FacesAnswer = Annotated[list[dict], WithJsonSchema({"type": "array", "items": FACE_SCHEMA})]
+
+
+# --- /emotion/annotate's answer -----------------------------------------------------------------
+# The faces' JSON goes in the X-Emotion-Faces header for at most this many faces: 32 faces of
+# the longest JSON a face can have stay under 8 KB, the header limit of aiohttp's client and of
+# many proxies (at about 40 faces the header passed 8,190 bytes and such clients failed the whole
+# answer). Past it the header is left out; X-Emotion-Face-Count always says how many there are,
+# and `Accept: application/json` gets them all with the image inline.
+MAX_HEADER_FACES = 32
+FACES_HEADER, COUNT_HEADER = "X-Emotion-Faces", "X-Emotion-Face-Count"
+
+
+def wants_json(context) -> bool:
+    """Does the current request's Accept header (``context``: the service's BentoML context)
+    prefer application/json (named, with a q above 0) to every image type it names? Without it
+    (browsers send */*), or outside an HTTP request, the answer is the image."""
+    try:
+        accept = context.request.headers.get("accept", "")
+    except LookupError:  # called in-process, not through HTTP
+        return False
+    json_q, image_q = 0.0, 0.0
+    for item in accept.split(","):
+        media, *params = [part.strip() for part in item.split(";")]
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(1.0, max(0.0, float(value)))
+                except ValueError:
+                    q = 0.0
+                if q != q:  # NaN
+                    q = 0.0
+        media = media.lower()
+        if media == "application/json":
+            json_q = max(json_q, q)
+        elif media.startswith("image/"):
+            image_q = max(image_q, q)
+    return json_q > 0 and json_q >= image_q
+
+
+def annotated_response(answer: "AnnotatedPhoto"):
+    """The HTTP answer of /emotion/annotate; its memory reservation is held while it lives."""
+    from starlette.responses import Response
+
+    headers = {COUNT_HEADER: str(len(answer.faces)), "Vary": "Accept"}
+    if len(answer.faces) <= MAX_HEADER_FACES:
+        headers[FACES_HEADER] = json.dumps(answer.faces, separators=(",", ":"))
+    response = Response(answer.body, media_type=answer.media_type, headers=headers)
+    answer.reservation.hold_until_gone(response)
+    return response

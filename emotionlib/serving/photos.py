@@ -1,14 +1,20 @@
 """What the API worker does with a request's photos: the pipeline's steps off the event loop,
-the faces of several photos in one call to the model worker, and that call's deadline.
+the faces of several photos in one call to the model worker, that call's deadline, and the
+annotated image.
 
 The pipeline decides everything about a photo (emotionlib.EmotionPipeline.locate); here it
-runs in worker threads, at most EMOTION_MAX_DECODES_IN_PROGRESS at once (each holds a
-decoded image), and is timed in the metrics.
+runs in worker threads, at most EMOTION_MAX_DECODES_IN_PROGRESS at once, and is timed in the
+metrics. Before a photo is decoded, the memory its pixels will take is reserved in the
+worker's one budget (emotionlib.serving.budget, EMOTION_MAX_IMAGE_MEMORY_MB), from its header,
+and given back once the pixels are gone (for the annotated image: once its answer is gone).
 """
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import time
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Awaitable, Callable, Sequence
 
@@ -16,8 +22,10 @@ import anyio
 import numpy as np
 
 from emotionlib import render
+from emotionlib.decode import image_size
 from emotionlib.errors import EmotionError, InputError
 from emotionlib.pipeline import EmotionPipeline, Face, Located
+from emotionlib.serving.budget import MemoryBudget, Reservation, bytes_needed
 from emotionlib.serving.metrics import metrics
 
 logger = logging.getLogger("emotion")
@@ -63,15 +71,41 @@ class ModelWorker:
             raise EmotionError("model_busy", f"the model worker is overloaded: {error}") from None
 
 
-class Photos:
-    """The pipeline (without a classifier) and the model worker, for the endpoints."""
+@dataclass
+class Annotated:
+    """An annotated photo's answer: its faces (as /emotion answers them), the body (the image,
+    or with ``as_json`` the JSON object with the image inline), its media type, and the memory
+    reservation the body holds until it is gone (``Reservation.hold_until_gone``)."""
+    faces: list[dict]
+    body: bytes | memoryview
+    media_type: str
+    reservation: Reservation
 
-    def __init__(self, pipeline: EmotionPipeline, model: ModelWorker, max_in_progress: int):
-        self.pipeline, self.model = pipeline, model
+
+class Photos:
+    """The pipeline (without a classifier), the model worker and the memory budget, for the endpoints."""
+
+    def __init__(self, pipeline: EmotionPipeline, model: ModelWorker, max_in_progress: int, budget: MemoryBudget):
+        self.pipeline, self.model, self.budget = pipeline, model, budget
         self.slots = anyio.CapacityLimiter(max_in_progress)
 
+    async def reserve(self, photo: bytes, use: str) -> Reservation:
+        """The memory a photo's pixels will take for ``use`` (budget.BYTES_PER_PIXEL), worked out
+        from its header (InputError for a photo that cannot be decoded, as decoding would say)."""
+        width, height = await anyio.to_thread.run_sync(image_size, photo, self.pipeline.options.max_image_pixels)
+        needed = bytes_needed(width, height, use, self.pipeline.options.detect_max_side)
+        return await self.budget.reserve(needed, f"a {width}x{height} photo")
+
     async def locate(self, photo: bytes, **request) -> Located:
-        """pipeline.locate in a worker thread (EmotionError for a bad photo or field)."""
+        """pipeline.locate in a worker thread (EmotionError for a bad photo or field), with the
+        memory of the photo's pixels reserved while they exist."""
+        reservation = await self.reserve(photo, "faces")
+        try:
+            return await self._locate(photo, **request)
+        finally:
+            reservation.release()
+
+    async def _locate(self, photo: bytes, **request) -> Located:
         started = time.perf_counter()
         located = await anyio.to_thread.run_sync(lambda: self.pipeline.locate(photo, **request), limiter=self.slots)
         metrics().detection.observe(time.perf_counter() - started)
@@ -80,7 +114,9 @@ class Photos:
 
     async def locate_each(self, photos: Sequence[bytes], max_bytes: int, **request) -> list[Located | EmotionError]:
         """``locate`` for every photo at once; a photo over ``max_bytes`` or that fails gets its
-        own error in its place (one bad photo does not fail the others)."""
+        own error in its place (one bad photo does not fail the others). An error that is not
+        the photo's (the server is overloaded: no memory for it in time) is the request's: the
+        first one raised, the other photos cancelled."""
         entries: list[Located | EmotionError | None] = [None] * len(photos)
 
         async def one(index: int, data: bytes) -> None:
@@ -92,9 +128,17 @@ class Photos:
             except InputError as error:
                 entries[index] = error
 
-        async with anyio.create_task_group() as group:
-            for index, data in enumerate(photos):
-                group.start_soon(one, index, data)
+        try:
+            async with anyio.create_task_group() as group:
+                for index, data in enumerate(photos):
+                    group.start_soon(one, index, data)
+        except BaseExceptionGroup as errors:  # the task group's: e.g. one photo's 503 overloaded
+            ours = errors.subgroup(lambda error: isinstance(error, EmotionError))
+            if ours is None:
+                raise
+            while isinstance(ours, BaseExceptionGroup):
+                ours = ours.exceptions[0]
+            raise ours from None
         return entries
 
     async def faces(self, located: Sequence[Located]) -> list[list[Face]]:
@@ -107,8 +151,42 @@ class Photos:
             start += len(item.detections)
         return result
 
-    async def annotated(self, photo: bytes, located: Located, faces: list[dict]) -> tuple[bytes, str]:
-        """The upright photo with the faces drawn, in the photo's own format, and its media type."""
-        fmt = render.output_format(photo)
-        body = await anyio.to_thread.run_sync(render.annotate, located.image, faces, fmt, limiter=self.slots)
-        return body, render.MEDIA_TYPES[fmt]
+    async def annotated(self, photo: bytes, as_json: bool = False, **request) -> Annotated:
+        """The upright photo with its faces drawn, in the photo's own format (JPEG in, JPEG out),
+        or as JSON with the image inline; the memory is reserved from before decoding until the
+        answer is encoded, then only the answer's own size, until the caller lets it go."""
+        reservation = await self.reserve(photo, "annotate")
+        try:
+            located = await self._locate(photo, keep_image=True, **request)
+            faces = [face.to_dict() for face in (await self.faces([located]))[0]]
+            fmt = render.output_format(photo)
+            image, located = located.image, None  # drawn on in place and spent: no copy, nothing else holds it
+            body = await anyio.to_thread.run_sync(render.annotate, image, faces, fmt, True, limiter=self.slots)
+            del image
+            media_type = render.MEDIA_TYPES[fmt]
+            if as_json:
+                body = json_with_image(faces, body, media_type)
+                media_type = "application/json"
+            reservation.shrink(len(body))
+            return Annotated(faces, body, media_type, reservation)
+        except BaseException:
+            reservation.release()
+            raise
+
+
+def json_with_image(faces: list[dict], image: bytes, media_type: str) -> memoryview:
+    """``{"faces": [...], "media_type": ..., "image": base64}`` as bytes, the base64 written in
+    pieces straight into the answer (no second copy of it)."""
+    head = json.dumps({"faces": faces, "media_type": media_type}, separators=(",", ":"))[:-1].encode()
+    head += b',"image":"'
+    tail = b'"}'
+    size = 4 * ((len(image) + 2) // 3)
+    out = bytearray(len(head) + size + len(tail))
+    out[:len(head)] = head
+    step, at = 3 * (1 << 20), len(head)
+    for start in range(0, len(image), step):
+        piece = base64.b64encode(image[start:start + step])
+        out[at:at + len(piece)] = piece
+        at += len(piece)
+    out[at:] = tail
+    return memoryview(out)

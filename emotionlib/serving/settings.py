@@ -52,7 +52,16 @@ class Limits:
     max_requests_in_progress: int = option(32, low=1, high=10_000, old_names=("EMOTION_MAX_CONCURRENCY",), help=(
         "requests processed at once per worker, counted from the end of their upload (503 `overloaded` above)"))
     max_decodes_in_progress: int = option(4, low=1, high=256, old_names=("EMOTION_DECODE_CONCURRENCY",), help=(
-        "images decoded and searched for faces at once per worker (bounds memory)"))
+        "images decoded and searched for faces at once per worker (threads; their memory is "
+        "`EMOTION_MAX_IMAGE_MEMORY_MB`'s)"))
+    max_image_memory_mb: float = option(1024.0, above=0, high=1_048_576, help=(
+        "memory for the decoded images of the requests in progress per worker, in MiB: each photo reserves "
+        "`width x height x 9` bytes (`x 10` for `/emotion/annotate`) plus up to 17 MiB from its header before it "
+        "is decoded, until its pixels are gone; a photo waits up to 30 s for room, then 503 `overloaded`. One image "
+        "of `EMOTION_MAX_IMAGE_PIXELS` must fit (494 MiB at the default)"))
+    max_upload_mb_in_progress: float = option(256.0, above=0, high=1_048_576, help=(
+        "request bodies held at once per worker, arriving or being processed, in MiB (503 `overloaded` above); "
+        "at least `EMOTION_MAX_BATCH_UPLOAD_MB`"))
     # below the 60 s request timeout of the service (service.py), so a slow upload gets 408
     upload_timeout_s: float = option(30.0, above=0, high=50, help=(
         "the whole body must arrive within this many seconds (at most 50: below the 60 s request timeout)"))
@@ -70,6 +79,14 @@ class Limits:
     @property
     def max_batch_upload_bytes(self) -> int:
         return int(self.max_batch_upload_mb * 1024 * 1024)
+
+    @property
+    def max_image_memory_bytes(self) -> int:
+        return int(self.max_image_memory_mb * 1024 * 1024)
+
+    @property
+    def max_upload_bytes_in_progress(self) -> int:
+        return int(self.max_upload_mb_in_progress * 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -132,6 +149,22 @@ class Settings:
     model: Model = dataclasses.field(default_factory=Model)
     access: Access = dataclasses.field(default_factory=Access)
     service: Service = dataclasses.field(default_factory=Service)
+
+    def __post_init__(self):
+        """The settings that must agree with each other (SettingsError naming them)."""
+        from emotionlib.serving.budget import MIB, bytes_needed
+
+        limits, pixels = self.limits, self.detection.max_image_pixels
+        largest = max(bytes_needed(pixels, 1, use, self.detection.detect_max_side) for use in ("faces", "annotate"))
+        if limits.max_image_memory_bytes < largest:
+            raise SettingsError(f"EMOTION_MAX_IMAGE_MEMORY_MB={limits.max_image_memory_mb:g} is too small for one "
+                                f"image of EMOTION_MAX_IMAGE_PIXELS={pixels:,}: it needs at least "
+                                f"{largest / MIB:,.0f}")
+        bodies = max(limits.max_upload_mb, limits.max_batch_upload_mb)
+        if limits.max_upload_mb_in_progress < bodies:
+            raise SettingsError(f"EMOTION_MAX_UPLOAD_MB_IN_PROGRESS={limits.max_upload_mb_in_progress:g} is smaller "
+                                f"than one request body may be ({bodies:g} MiB: EMOTION_MAX_UPLOAD_MB, "
+                                "EMOTION_MAX_BATCH_UPLOAD_MB)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":

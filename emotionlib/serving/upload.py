@@ -4,7 +4,9 @@ Per request on a guarded route (``ROUTES``: one small ``FormSpec`` per path, so 
 endpoint is a new entry, not new code):
 
 1. Uploads in progress are counted apart from requests being processed: at most
-   ``max_uploads`` bodies arrive at once (503 ``overloaded`` above), and each must arrive
+   ``max_uploads`` bodies arrive at once, and all the bodies the worker holds (arriving or
+   being processed) add up to at most ``max_bytes_in_progress`` (503 ``overloaded`` above
+   either, checked against Content-Length first, then as bytes arrive), and each must arrive
    within ``timeout_s`` and at an average of at least ``min_bytes_per_s`` after the first
    ``grace_s`` seconds (408 ``incomplete_upload`` otherwise). A client that trickles its
    body therefore holds an upload place for seconds, never a processing slot.
@@ -85,13 +87,15 @@ class UploadLimits:
     grace_s: float = 5.0
     max_uploads: int = 64
     max_processing: int = 32
+    max_bytes_in_progress: int = 256 * 1024 * 1024
 
     @classmethod
     def from_settings(cls, limits) -> "UploadLimits":
         """From the service's limits (emotionlib.serving.settings.Limits)."""
         return cls(max_bytes=limits.max_upload_bytes, timeout_s=limits.upload_timeout_s,
                    min_bytes_per_s=limits.upload_min_kib_s * 1024, grace_s=limits.upload_grace_s,
-                   max_uploads=limits.max_uploads_in_progress, max_processing=limits.max_requests_in_progress)
+                   max_uploads=limits.max_uploads_in_progress, max_processing=limits.max_requests_in_progress,
+                   max_bytes_in_progress=limits.max_upload_bytes_in_progress)
 
 
 def parse_bool(name: str, value: str) -> bool:
@@ -141,6 +145,7 @@ class UploadGuard:
         self.idle_delay_s = idle_delay_s
         self.uploading = 0
         self.processing = 0
+        self.body_bytes = 0  # of the bodies arriving or being processed
         self.started = 0  # guarded requests so far: an idle period is over when it changes
 
     def _after_request(self) -> None:
@@ -168,12 +173,19 @@ class UploadGuard:
             self._after_request()
 
     async def _guarded(self, scope, receive, send, spec):
+        held = [0]  # this request's body bytes counted in self.body_bytes, until it ends
+        try:
+            return await self._admitted(scope, receive, send, spec, held)
+        finally:
+            self.body_bytes -= held[0]
+
+    async def _admitted(self, scope, receive, send, spec, held):
         try:
             if self.uploading >= self.limits.max_uploads:
                 raise overloaded(f"{self.uploading} uploads in progress")
             self.uploading += 1
             try:
-                body = await self._receive(scope, receive, spec.max_bytes or self.limits.max_bytes)
+                body = await self._receive(scope, receive, spec.max_bytes or self.limits.max_bytes, held)
             finally:
                 self.uploading -= 1
             await check_form(scope, body, spec)
@@ -196,12 +208,19 @@ class UploadGuard:
         finally:
             self.processing -= 1
 
+    def _hold(self, held: list[int], nbytes: int) -> None:
+        """Count nbytes more of this request's body (held[0]) in the worker's bodies, or 503."""
+        if self.body_bytes + nbytes > self.limits.max_bytes_in_progress:
+            raise overloaded(f"request bodies in progress hold {self.body_bytes / (1024 * 1024):,.0f} MiB")
+        self.body_bytes += nbytes
+        held[0] += nbytes
+
     @staticmethod
     def _too_large(size: str, max_bytes: int) -> InputError:
         mib = max_bytes / (1024 * 1024)
         return InputError("upload_too_large", f"the upload is {size}; the limit is {mib:g} MiB")
 
-    async def _receive(self, scope, receive, max_bytes: int) -> bytes:
+    async def _receive(self, scope, receive, max_bytes: int, held: list[int]) -> bytes:
         headers = Headers(scope=scope)
         media_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if media_type != "multipart/form-data":
@@ -209,8 +228,12 @@ class UploadGuard:
                              "send multipart/form-data with the photo as a file field "
                              f"(got Content-Type {media_type[:60] or 'none'!r})")
         declared = headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > max_bytes:
-            raise self._too_large(f"{int(declared):,} bytes", max_bytes)
+        declared = declared.strip() if declared else ""
+        if declared.isascii() and declared.isdigit():
+            if len(declared) > 18 or int(declared) > max_bytes:  # 18 digits: int() of any length is not needed
+                raise self._too_large(f"{declared[:40]} bytes" if len(declared) > 18 else f"{int(declared):,} bytes",
+                                      max_bytes)
+            self._hold(held, int(declared))  # the whole body's room, before any of it arrives
         limits, started = self.limits, time.monotonic()
         chunks, size = [], 0
         while True:
@@ -232,6 +255,8 @@ class UploadGuard:
             size += len(chunk)
             if size > max_bytes:
                 raise self._too_large(f"over {max_bytes:,} bytes", max_bytes)
+            if size > held[0]:  # more than declared (or nothing declared): count it as it comes
+                self._hold(held, size - held[0])
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)

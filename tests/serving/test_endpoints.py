@@ -72,6 +72,82 @@ def test_annotate_bad_input_is_json_4xx(client):
     assert error_of(response, 400)["code"] == "missing_field"
 
 
+@pytest.mark.parametrize("width, height, form", [
+    (1, 300_000, {"detect": "false"}), (1, 300_000, {"boxes": "[[0, 0, 1, 300000]]"}),
+    (3_000_000, 1, {}), (300_000, 1, {"detect": "false"}), (7071, 7071, {"detect": "false"}),
+], ids=["1x300000-detect-false", "1x300000-boxes", "3000000x1", "300000x1-detect-false", "7071x7071"])
+def test_annotate_draws_on_any_shape_inside_the_limits(client, width, height, form):
+    """Extreme shapes within the 50 M pixel limit (issue 16: a 500 after up to 8.8 s of CPU,
+    Pillow's bomb check on a 6,667-pixel font and FreeType's invalid pixel size)."""
+    from tests.helpers import bomb_png
+
+    response = annotate(client, bomb_png(width, height), "strip.png", "image/png", **form)
+    assert response.status_code == 200, response.text[:300]
+    assert Image.open(io.BytesIO(response.content)).size == (width, height)
+    assert int(response.headers["X-Emotion-Face-Count"]) == len(faces_header(response)) == (0 if not form else 1)
+
+
+def test_annotate_as_json_for_clients_that_cannot_take_large_headers(client, pair, face_crop):
+    """`Accept: application/json`: the faces and the image inline. The X-Emotion-Faces header
+    carries at most 32 faces (under 8 KB whatever the faces); past that it is left out and
+    X-Emotion-Face-Count still says how many."""
+    import base64
+
+    from emotionlib.serving.fields import MAX_HEADER_FACES
+
+    data = encode(pair, "PNG")
+    plain = annotate(client, data, "pair.png", "image/png")
+    response = client.post("/emotion/annotate", files={"image": ("pair.png", data, "image/png")},
+                           headers={"Accept": "application/json"})
+    assert response.status_code == 200 and response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert set(body) == {"faces", "media_type", "image"} and body["media_type"] == "image/png"
+    assert body["faces"] == faces_header(plain) and len(body["faces"]) == 2
+    assert base64.b64decode(body["image"]) == plain.content
+    for accept, json_answer in [("image/*, application/json;q=0.5", False), ("*/*", False),
+                                ("application/json, */*;q=0.1", True), ("application/json;q=0", False),
+                                ("text/html;q=0.9, application/json;q=nan", False)]:
+        got = client.post("/emotion/annotate", files={"image": ("pair.png", data, "image/png")},
+                          headers={"Accept": accept})
+        assert got.headers["content-type"] == ("application/json" if json_answer else "image/png"), accept
+
+    # more faces than the header carries: 40 given boxes on a 2000x1000 photo
+    canvas = Image.new("RGB", (2000, 1000), "white")
+    boxes = [[10 + 49 * i, 10 + 20 * (i % 7), 40, 40] for i in range(40)]
+    big = encode(canvas)
+    many = client.post("/emotion/annotate", files={"image": ("c.jpg", big, "image/jpeg")},
+                       data={"boxes": json.dumps(boxes)})
+    assert many.status_code == 200 and many.headers["X-Emotion-Face-Count"] == "40"
+    assert "X-Emotion-Faces" not in many.headers
+    everything = client.post("/emotion/annotate", files={"image": ("c.jpg", big, "image/jpeg")},
+                             data={"boxes": json.dumps(boxes)}, headers={"Accept": "application/json"}).json()
+    assert [face["bounding_box"] for face in everything["faces"]] == sorted(boxes)
+    few = client.post("/emotion/annotate", files={"image": ("c.jpg", big, "image/jpeg")},
+                      data={"boxes": json.dumps(boxes[:MAX_HEADER_FACES])})
+    assert len(faces_header(few)) == MAX_HEADER_FACES
+
+
+def test_outside_an_http_request_the_annotation_is_an_image():
+    from bentoml._internal.context import ServiceContext
+
+    from emotionlib.serving.fields import wants_json
+
+    assert wants_json(ServiceContext()) is False
+
+
+def test_the_faces_header_stays_under_8_kb_for_the_longest_faces():
+    """32 faces with the longest JSON a face can have: 10-digit box numbers (an image of
+    500 M pixels, the highest EMOTION_MAX_IMAGE_PIXELS, has sides below 10 digits), the longest
+    emotion, and scores and confidences of the most characters."""
+    from emotionlib.labels import EMOTIONS
+    from emotionlib.serving.fields import FACES_HEADER, MAX_HEADER_FACES
+
+    longest = {"bounding_box": [4_999_999_999] * 4, "emotion": max(EMOTIONS, key=len), "confidence": 0.1234,
+               "scores": {name: 0.1234 for name in EMOTIONS}, "detection_confidence": 0.1234}
+    header = f"{FACES_HEADER}: " + json.dumps([longest] * MAX_HEADER_FACES, separators=(",", ":")) + "\r\n"
+    assert len(header.encode()) < 8 * 1024
+
+
 def test_boxes_classify_exactly_the_given_regions(client, obama):
     data = encode(obama, "PNG")
     [detected] = post_image(client, data, "o.png", "image/png").json()

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from emotionlib.errors import InputError
 from emotionlib.serving.access import ApiKeyGuard
 from emotionlib.serving.upload import FormSpec, UploadGuard, UploadLimits
 
@@ -64,6 +65,53 @@ def test_busy_processing_slots_answer_503_with_retry_after():
     assert first.status_code == 200
     assert second.status_code == 503 and second.headers["retry-after"] == "1"
     assert second.json()["code"] == "overloaded" and second.json()["status"] == 503
+
+
+def test_bodies_in_progress_share_one_byte_limit():
+    """A body is counted from its Content-Length (or as it arrives) until its request ends:
+    while a 60 KB request is processed, another that would pass 100 KB in all is refused, one
+    that fits is not, and once both end the room is whole again."""
+    def photo(size):
+        return [("image", ("a.jpg", b"\xff" * size, "image/jpeg"))]
+
+    async def scenario():
+        gate = asyncio.Event()
+        import httpx
+
+        app = app_with(UploadLimits(max_bytes_in_progress=100_000), gate)
+        guard = app.app  # the UploadGuard inside the key guard
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            first = asyncio.create_task(client.post("/emotion", files=photo(60_000)))
+            await asyncio.sleep(0.2)
+            held = guard.body_bytes
+            refused = await client.post("/emotion", files=photo(50_000))
+            fits = asyncio.create_task(client.post("/emotion", files=photo(20_000)))
+            await asyncio.sleep(0.2)
+            gate.set()
+            return held, await first, refused, await fits, guard.body_bytes
+
+    held, first, refused, fits, after = asyncio.run(scenario())
+    assert 60_000 < held < 61_000  # the body, with its multipart framing
+    assert first.status_code == 200 and fits.status_code == 200
+    assert refused.status_code == 503 and refused.json()["code"] == "overloaded"
+    assert "MiB" in refused.json()["error"]
+    assert after == 0
+
+
+def test_a_content_length_of_any_length_is_read_without_error():
+    """A Content-Length of thousands of digits (int() refuses more than 4,300) is 413, not a crash."""
+    async def scenario():
+        guard = UploadGuard(None, ROUTES)
+        scope = {"type": "http", "method": "POST", "path": "/emotion",
+                 "headers": [(b"content-type", b"multipart/form-data; boundary=x"),
+                             (b"content-length", b"9" * 5000)]}
+        with pytest.raises(InputError) as info:
+            await guard._receive(scope, None, 1000, [0])
+        return info.value
+
+    error = asyncio.run(scenario())
+    assert error.code == "upload_too_large" and "99999" in error.message
 
 
 def test_api_key_in_constant_time_compare_and_open_probes():
