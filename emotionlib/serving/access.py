@@ -1,5 +1,6 @@
-"""Optional access control: with an API key set, every request but the probes and the
-metrics needs ``Authorization: Bearer <key>`` (401 in the JSON error shape otherwise).
+"""Optional access control: with an API key set, every request but the probes, the metrics and
+the pages (the page to try it, the API documentation) needs ``Authorization: Bearer <key>``
+(401 in the JSON error shape otherwise).
 
 The key is compared in constant time (hmac.compare_digest), so the answer time tells
 nothing about how much of a guessed key was right.
@@ -12,9 +13,11 @@ from emotionlib.errors import InputError
 from emotionlib.serving.errors import reject
 
 # Kubernetes probes and Prometheus scraping work without the key, and so do the static
-# files of the page GET /ui (it holds no data; its calls to the API send the key).
-OPEN_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics"})
-OPEN_PREFIXES = ("/ui/",)
+# files of the page GET /ui (it holds no data; its calls to the API send the key) and the API's
+# documentation: the page at / (the page's "API docs" link), its /docs.json and Swagger UI's
+# files from BentoML (/static_content/).
+OPEN_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/metrics", "", "/docs.json"})
+OPEN_PREFIXES = ("/ui/", "/static_content/")
 
 
 def bearer_token(scope) -> bytes | None:

@@ -289,7 +289,8 @@ def test_bad_min_detection_confidence(client, obama, route):
 
 
 def test_page_files_are_open_when_the_api_needs_a_key():
-    """With EMOTION_API_KEY set, the page's static files load without it; the API does not."""
+    """With EMOTION_API_KEY set, the page's static files and the API documentation (the page's
+    "API docs" link: /, /docs.json, Swagger UI's files) load without it; the API does not."""
     import anyio
 
     from emotionlib.serving.access import ApiKeyGuard
@@ -312,7 +313,8 @@ def test_page_files_are_open_when_the_api_needs_a_key():
         return sent[0]["status"]
 
     for path, status in [("/ui", 200), ("/ui/", 200), ("/ui/ui.js", 200), ("/uix", 401),
-                         ("/emotion/annotate", 401), ("/", 401)]:
+                         ("/emotion/annotate", 401), ("/", 200), ("/docs.json", 200),
+                         ("/static_content/swagger-ui.css", 200), ("/static_contentx", 401), ("/docs.jsonx", 401)]:
         assert anyio.run(status_of, path) == status, path
 
 
