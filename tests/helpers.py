@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 __all__ = ["ROOT", "FIXTURES", "encode", "side_by_side", "post_image", "check_face", "error_of", "bomb_png",
-           "Served"]
+           "Served", "documented"]
 
 
 def side_by_side(left: Image.Image, right: Image.Image, height: int = 600) -> Image.Image:
@@ -55,6 +55,31 @@ def error_of(response, status):
     assert set(body) == {"error", "code", "status"} and body["status"] == status
     assert isinstance(body["error"], str) and len(body["error"]) > 10
     return body
+
+
+def documented(document: dict, route: str, response) -> dict:
+    """Check an answer of POST ``route`` against the OpenAPI document (GET /docs.json): its status
+    is documented, its media type too, its body validates against that schema (JSON bodies) and
+    every documented header of ours it carries; returns the documented response."""
+    import json
+
+    import jsonschema
+
+    responses = document["paths"][route]["post"]["responses"]
+    assert str(response.status_code) in responses, (route, response.status_code, response.text[:200])
+    expected = responses[str(response.status_code)]
+    media_type = response.headers["content-type"].split(";")[0].strip()
+    assert media_type in expected["content"], (route, response.status_code, media_type)
+    schema = expected["content"][media_type]["schema"]
+    if media_type == "application/json":
+        jsonschema.validate(response.json(), {**schema, "components": document["components"]})
+    for name, header in expected.get("headers", {}).items():
+        if name in response.headers and header["schema"]["type"] == "integer":
+            assert response.headers[name].isdigit(), (name, response.headers[name])
+        elif name in response.headers and name.lower() == "x-emotion-faces":
+            jsonschema.validate(json.loads(response.headers[name]), {**responses["200"]["content"][
+                "application/json"]["schema"]["properties"]["faces"], "components": document["components"]})
+    return expected
 
 
 def bomb_png(width: int, height: int) -> bytes:

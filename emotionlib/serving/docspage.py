@@ -18,16 +18,19 @@ from pathlib import Path
 PAGE = Path(__file__).parent / "ui" / "docs.html"
 DESCRIPTION = """\
 Face emotion recognition: every face in a JPEG or PNG photo with one of six emotions (happy,
-sad, angry, fear, surprise, neutral) and its probabilities. Errors are JSON objects
-`{"error", "code", "status"}`. A page to try it in a browser: [/ui](/ui/)."""
+sad, angry, fear, surprise, neutral) and its probabilities. Every answer of 400 and above is a
+JSON object `{"error", "code", "status"}` (the `Error` schema); each endpoint lists the codes of
+each status it answers with. A page to try it in a browser: [/ui](/ui/)."""
 
 
 def docs_pages(service):
     """An ASGI app answering GET / (the API page) and GET /docs.json (the service's OpenAPI
-    document, with DESCRIPTION) for a BentoML service."""
+    document with every answer in our shape, emotionlib.serving.openapi, and DESCRIPTION)."""
     from starlette.applications import Starlette
     from starlette.responses import FileResponse, JSONResponse
     from starlette.routing import Route
+
+    from emotionlib.serving.openapi import document as our_answers
 
     document = {}
 
@@ -36,9 +39,7 @@ def docs_pages(service):
 
     async def openapi(_request):
         if not document:  # the same document for every request: made once
-            spec = service.openapi_spec.asdict()
-            spec["info"]["description"] = DESCRIPTION
-            document.update(spec)
+            document.update(our_answers(service.openapi_spec.asdict(), DESCRIPTION))
         return JSONResponse(document)
 
     return Starlette(routes=[Route("/", page, methods=["GET", "HEAD"]),

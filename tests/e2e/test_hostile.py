@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tests.helpers import FIXTURES, Served, encode
+from tests.helpers import FIXTURES, Served, documented, encode
 
 KEY = "test-key-" + uuid.uuid4().hex
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -24,6 +24,8 @@ ENV = {
     "EMOTION_UPLOAD_GRACE_S": "20",      # slow clients stay connected while normal ones are served
     "EMOTION_UPLOAD_TIMEOUT_S": "24",
     "EMOTION_UPLOAD_MIN_KIB_S": "16",
+    "EMOTION_MAX_BATCH_UPLOAD_MB": "10",
+    "EMOTION_MAX_UPLOAD_MB_IN_PROGRESS": "12",  # two 7 MB bodies at once are one too many
 }
 
 
@@ -111,9 +113,40 @@ def test_slow_clients_do_not_take_the_processing_slots(served):
         thread.join(40)
     assert [a.status_code for a in answers] == [200, 200, 200]
     assert still_uploading >= SLOW_CLIENTS - 1, "the slow clients were cut before the normal requests ran"
+    document = httpx.get(f"{served.url}/docs.json", timeout=10).json()
     for answer in results:
         assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
         assert body_of(answer)["code"] == "incomplete_upload"
+        documented(document, "/emotion", raw_response(answer))
+
+
+def raw_response(answer: bytes) -> httpx.Response:
+    """A raw HTTP/1.1 answer (no chunked body) as an httpx.Response."""
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines]
+    return httpx.Response(int(status_line.split()[1]), headers=headers, content=body)
+
+
+def test_api_key_and_overload_answers_match_the_document(served):
+    """401 on every endpoint, and 503 when the bodies in progress would pass
+    EMOTION_MAX_UPLOAD_MB_IN_PROGRESS, as /docs.json (open without the key) describes them."""
+    document = httpx.get(f"{served.url}/docs.json", timeout=10).json()
+    for route in ("/emotion", "/emotion/annotate", "/emotion/batch"):
+        field = "images" if route.endswith("batch") else "image"
+        response = httpx.post(f"{served.url}{route}", files={field: ("o.jpg", photo(), "image/jpeg")}, timeout=60)
+        assert documented(document, route, response) and response.status_code == 401
+    with socket.create_connection(("127.0.0.1", served.port), timeout=30) as holder:
+        holder.sendall(f"POST /emotion HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+                       "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 7000000\r\n\r\n".encode())
+        time.sleep(0.5)  # its 7 MB are counted from its Content-Length
+        for route in ("/emotion", "/emotion/annotate", "/emotion/batch"):
+            field = "images" if route.endswith("batch") else "image"
+            response = httpx.post(f"{served.url}{route}", headers=AUTH, timeout=60,
+                                  files={field: ("big.jpg", photo() + b"\0" * 7_000_000, "image/jpeg")})
+            assert response.status_code == 503 and response.json()["code"] == "overloaded", response.text[:200]
+            assert response.headers["retry-after"] == "1"
+            documented(document, route, response)
 
 
 def body_of(answer: bytes) -> dict:
