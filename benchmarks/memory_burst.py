@@ -1,6 +1,20 @@
-"""Memory under bursts of large uploads (a benchmark that prints numbers, not a test).
+"""Memory under bursts of large uploads, and under the worst allowed images on every endpoint
+(a benchmark that prints numbers, not a test).
 
-Against a running server (`make serve`, or `bentoml serve . --port N`):
+Worst case (issue 16: the README's memory bound, checked): starts `bentoml serve .` on a free
+port with the default settings (or uses --url), then for each endpoint sends --concurrency
+(32) concurrent requests of the worst image the limits allow: a 7071x7071 PNG (50 M pixels,
+EMOTION_MAX_IMAGE_PIXELS) in the mode that takes the most memory to decode (RGBA; a few
+hundred KB compressed), with detect=false on /emotion/annotate (the whole image is one face,
+so it is drawn on), and 16 of them per /emotion/batch request (EMOTION_MAX_BATCH_IMAGES).
+Prints the server's total memory (every process) when idle (after one small request per
+endpoint), its peak during each burst, the answers by status, and the total --settle (30)
+seconds after the last burst:
+
+    .venv/bin/python benchmarks/memory_burst.py --worst
+    .venv/bin/python benchmarks/memory_burst.py --worst --concurrency 4 --batch-images 2   # brief
+
+Bursts of photos against a running server (`make serve`, or `bentoml serve . --port N`):
 
     .venv/bin/python benchmarks/memory_burst.py --url http://127.0.0.1:9000
 
@@ -15,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import sys
 import threading
 import time
 from collections import Counter
@@ -24,6 +39,10 @@ import httpx
 import numpy as np
 import psutil
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # a script: server helpers live in tests/
+from tests.fuzzing import png_image  # noqa: E402
+from tests.server import cpu_model, service  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
 MIB = 1024 * 1024
@@ -97,29 +116,84 @@ def show(title: str, rss: dict[int, int], processes) -> None:
     print(f"{title:<16} total {sum(rss.values()) / MIB:7,.0f} MiB   [{parts}]")
 
 
-async def burst(url: str, data: bytes, concurrency: int, headers: dict) -> Counter:
+async def burst(url: str, data: bytes, concurrency: int, headers: dict, route: str = "/emotion",
+                photos: int = 1, form: dict | None = None, name: str = "big.jpg") -> Counter:
+    """concurrency requests at once; their answers by status (and error code for 4xx/5xx)."""
+    field = "images" if route.endswith("batch") else "image"
     async with httpx.AsyncClient(timeout=300, headers=headers,
                                  limits=httpx.Limits(max_connections=concurrency)) as client:
         async def one():
             try:
-                response = await client.post(f"{url}/emotion", files={"image": ("big.jpg", data, "image/jpeg")})
-                return str(response.status_code)
+                response = await client.post(f"{url}{route}", files=[(field, (name, data, "image/png"))] * photos,
+                                             data=form)
             except httpx.HTTPError as error:
                 return type(error).__name__
+            if response.status_code >= 400:
+                return f"{response.status_code} {response.json().get('code')}"
+            if route.endswith("batch"):  # each photo's own answer
+                return "200 " + ",".join(sorted({"faces" if "faces" in e else e["code"] for e in response.json()}))
+            return str(response.status_code)
 
         return Counter(await asyncio.gather(*(one() for _ in range(concurrency))))
 
 
+def worst_image(side: int) -> bytes:
+    """A side x side RGBA PNG of zeros: Pillow holds 4 bytes per pixel of it, the most of any
+    accepted mode (decoding took 8.1-8.3 bytes per pixel at the peak, tests/serving/test_budget.py)."""
+    return png_image(side, side, 6)
+
+
+def worst_case(args) -> None:
+    data = worst_image(args.worst_side)
+    small = png_image(64, 64, 6)
+    endpoints = [("/emotion", 1, None), ("/emotion/annotate", 1, {"detect": "false"}),
+                 ("/emotion/batch", args.batch_images, None)]
+    print(f"{cpu_model()}, {psutil.cpu_count()} cores; worst image: {args.worst_side}x{args.worst_side} RGBA PNG, "
+          f"{len(data) / 1e3:,.0f} KB; {args.concurrency} concurrent requests per endpoint")
+    with service(args.url, name="memory") as (url, port, _pid, _log):
+        processes = server_processes(port)
+        for route, photos, form in endpoints:  # everything a request loads once is loaded now
+            asyncio.run(burst(url, small, 1, {}, route, photos, form, "small.png"))
+        time.sleep(args.settle)
+        sampler = Sampler(processes)
+        idle = sampler.rss()
+        show("idle", idle, processes)
+        for route, photos, form in endpoints:
+            sampler = Sampler(processes)
+            sampler.start()
+            started = time.perf_counter()
+            answers = asyncio.run(burst(url, data, args.concurrency, {}, route, photos, form, "worst.png"))
+            took = time.perf_counter() - started
+            sampler.running = False
+            sampler.join()
+            show(f"peak {route}", sampler.peak, processes)
+            print(f"{'':16} peak total {sampler.peak_total / MIB:,.0f} MiB; answers {dict(answers)} in {took:.1f} s")
+        time.sleep(args.settle)
+        after = Sampler(processes).rss()
+        show(f"{args.settle:g} s later", after, processes)
+        print(f"after / idle: {sum(after.values()) / max(1, sum(idle.values())):.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default="http://127.0.0.1:9000")
+    parser.add_argument("--worst", action="store_true", help="the worst allowed image on every endpoint")
+    parser.add_argument("--worst-side", type=int, default=7071, help="--worst: the image's side (50 M pixels)")
+    parser.add_argument("--batch-images", type=int, default=16, help="--worst: photos per /emotion/batch request")
+    parser.add_argument("--url", default=None, help="a running server (default: --worst starts one; bursts use "
+                                                    "http://127.0.0.1:9000)")
     parser.add_argument("--bursts", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=None, help="requests at once (64; --worst: 32)")
     parser.add_argument("--side", type=int, default=2963)
     parser.add_argument("--megabytes", type=float, default=8.0)
-    parser.add_argument("--settle", type=float, default=10.0, help="seconds to wait after each burst")
+    parser.add_argument("--settle", type=float, default=None, help="seconds to wait after each burst (10; --worst: "
+                                                                  "30, before the idle reading and after the bursts)")
     parser.add_argument("--api-key", default=None)
     args = parser.parse_args()
+    if args.worst:
+        args.concurrency, args.settle = args.concurrency or 32, 30.0 if args.settle is None else args.settle
+        return worst_case(args)
+    args.url, args.concurrency = args.url or "http://127.0.0.1:9000", args.concurrency or 64
+    args.settle = 10.0 if args.settle is None else args.settle
 
     data = big_jpeg(args.side, args.megabytes)
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
