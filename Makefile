@@ -10,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 9000
 
-.PHONY: serve test install import image container-test settings-table clean
+.PHONY: serve test install import image container-test settings-table pictures clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ container-test: install
 # The README's configuration table, from the settings' definitions (a test checks it is current).
 settings-table: $(VENV)/.serve-installed
 	$(BIN)/python -m emotionlib.serving.settings --write README.md
+
+# The README's example files (docs/group*.jpg, docs/face-crop.jpg) and example answer, made with the
+# bundled model; rerun when models/ changes (tests/test_readme.py checks them against the model).
+pictures: $(VENV)/.serve-installed $(VENV)/.package-installed
+	$(BIN)/python docs/examples.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache *.egg-info build

@@ -1,21 +1,32 @@
-"""Make the README's example images against a running service (default http://localhost:9000):
+"""Make the README's example files and answers from the bundled model (models/), in-process:
 
-    python docs/examples.py                # writes docs/group.jpg and docs/group-annotated.jpg
+    python docs/examples.py          # or: make pictures
 
-The group photo is composed from the two test portraits (tests/fixtures), mirrored and
-scaled, as the tests compose theirs; the annotated one is what POST /emotion/annotate returns.
+writes docs/group.jpg (four faces composed from the two test portraits, mirrored and scaled,
+as the tests compose theirs), docs/group-annotated.jpg (what POST /emotion/annotate answers for
+it: the same pipeline, drawing and encoder as the service), docs/face-crop.jpg (a face as the
+detector frames it, for the detect=false example) and the README's example answer for
+tests/fixtures/obama.jpg. Rerun it whenever the bundled model changes; tests/test_readme.py
+checks that the files and the README's answer are what the bundled model gives.
 """
 from __future__ import annotations
 
 import argparse
 import io
+import json
+import re
 from pathlib import Path
 
-import httpx
 from PIL import Image, ImageOps
 
 HERE = Path(__file__).resolve().parent
-FIXTURES = HERE.parent / "tests" / "fixtures"
+ROOT = HERE.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+README = ROOT / "README.md"
+OBAMA_FACE, BIDEN_FACE = (342, 95, 300, 300), (430, 210, 316, 315)  # as the detector finds them
+# The README's example answer, between these lines of its first console block.
+ANSWER = re.compile(r'(\$ curl -X POST http://localhost:9000/emotion -F "image=@tests/fixtures/obama.jpg"\n)'
+                    r"(.*?)(\n```)", re.S)
 
 
 def head_and_shoulders(portrait: Image.Image, box: tuple[int, int, int, int], height: int) -> Image.Image:
@@ -34,12 +45,11 @@ def mirrored(box, width):
 def group_photo() -> Image.Image:
     obama = Image.open(FIXTURES / "obama.jpg").convert("RGB")
     biden = Image.open(FIXTURES / "biden.jpg").convert("RGB")
-    obama_face, biden_face = (342, 95, 300, 300), (430, 210, 316, 315)  # as the detector finds them
     people = [
-        head_and_shoulders(obama, obama_face, 400),
-        head_and_shoulders(ImageOps.mirror(biden), mirrored(biden_face, biden.width), 330),
-        head_and_shoulders(ImageOps.mirror(obama), mirrored(obama_face, obama.width), 260),
-        head_and_shoulders(biden, biden_face, 380),
+        head_and_shoulders(obama, OBAMA_FACE, 400),
+        head_and_shoulders(ImageOps.mirror(biden), mirrored(BIDEN_FACE, biden.width), 330),
+        head_and_shoulders(ImageOps.mirror(obama), mirrored(OBAMA_FACE, obama.width), 260),
+        head_and_shoulders(biden, BIDEN_FACE, 380),
     ]
     canvas = Image.new("RGB", (sum(p.width for p in people), 440), (236, 232, 224))
     x = 0
@@ -49,18 +59,60 @@ def group_photo() -> Image.Image:
     return canvas
 
 
+def jpeg(image: Image.Image, quality: int = 85) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def face_crop() -> bytes:
+    x, y, w, h = OBAMA_FACE
+    return jpeg(Image.open(FIXTURES / "obama.jpg").convert("RGB").crop((x, y, x + w, y + h)), 90)
+
+
+def annotated(pipeline, photo: bytes) -> tuple[bytes, list[dict]]:
+    """What /emotion/annotate answers for the photo: the image and its faces."""
+    from emotionlib import render
+    from emotionlib.decode import decode_image
+
+    faces = [face.to_dict() for face in pipeline.predict(photo)]
+    return render.annotate(decode_image(photo), faces, render.output_format(photo)), faces
+
+
+def example_answer(faces: list[dict]) -> str:
+    """The README's way of showing an /emotion answer: one face object over three lines."""
+    lines = []
+    for face in faces:
+        box, scores = json.dumps(face["bounding_box"]), json.dumps(face["scores"])
+        lines.append(f'{{"bounding_box": {box}, "emotion": "{face["emotion"]}", "confidence": '
+                     f'{face["confidence"]},\n  "scores": {scores},\n  "detection_confidence": '
+                     f'{json.dumps(face["detection_confidence"])}}}')
+    return "[" + ",\n ".join(lines) + "]"
+
+
+def with_answer(readme: str, answer: str) -> str:
+    if not ANSWER.search(readme):
+        raise SystemExit("README.md has no `curl ... obama.jpg` console block to write the answer into")
+    return ANSWER.sub(lambda m: m.group(1) + answer + m.group(3), readme, count=1)
+
+
+def made(pipeline) -> dict[str, bytes]:
+    """Every file this script writes, by path relative to the repository, as the model makes them."""
+    group = jpeg(group_photo())
+    image, _ = annotated(pipeline, group)
+    faces = [face.to_dict() for face in pipeline.predict((FIXTURES / "obama.jpg").read_bytes())]
+    return {"docs/group.jpg": group, "docs/group-annotated.jpg": image, "docs/face-crop.jpg": face_crop(),
+            "README.md": with_answer(README.read_text(), example_answer(faces)).encode()}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--url", default="http://localhost:9000")
-    args = parser.parse_args(argv)
-    buffer = io.BytesIO()
-    group_photo().save(buffer, "JPEG", quality=85)
-    (HERE / "group.jpg").write_bytes(buffer.getvalue())
-    response = httpx.post(f"{args.url}/emotion/annotate", files={"image": ("group.jpg", buffer.getvalue())},
-                          timeout=120)
-    response.raise_for_status()
-    (HERE / "group-annotated.jpg").write_bytes(response.content)
-    print(response.headers["X-Emotion-Faces"])
+    parser.parse_args(argv)
+    from emotionlib import EmotionPipeline
+
+    for path, data in made(EmotionPipeline.from_model()).items():
+        (ROOT / path).write_bytes(data)
+        print(f"wrote {path} ({len(data):,} bytes)")
     return 0
 
 

@@ -1,7 +1,9 @@
 """The README is a reference: the commands it gives name files, modules, options and make
-targets that exist, and its error table names every error code the service answers with.
-(Its configuration table: tests/serving/test_settings.py; its in-process example runs in
-tests/pipeline/test_package.py.)"""
+targets that exist, every file its examples name is in the repository, its error table names
+every error code the service answers with, and its pictures and example answer are what the
+bundled model gives (make pictures). (Its configuration table: tests/serving/test_settings.py;
+its in-process example runs in tests/pipeline/test_package.py, the others against a real
+server in tests/e2e/test_readme_examples.py.)"""
 from __future__ import annotations
 
 import importlib.util
@@ -44,6 +46,47 @@ def test_commands_name_what_exists():
             assert (ROOT / path).exists(), line
             seen.add("path")
     assert seen == {"make", "module", "script", "path"}
+
+
+def code_blocks() -> str:
+    return "\n".join(re.findall(r"```(?:bash|console|python)\n(.*?)```", README, re.S))
+
+
+def test_every_file_an_example_names_is_in_the_repository():
+    named = re.findall(r'(?:@|Path\(|open\()"?([\w./-]+\.(?:jpg|jpeg|png))', code_blocks())
+    assert len(named) >= 8 and {"tests/fixtures/obama.jpg", "docs/face-crop.jpg", "docs/group.jpg"} <= set(named)
+    missing = sorted({path for path in named if not (ROOT / path).is_file()})
+    assert missing == []
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", README)
+    assert pictures and all((ROOT / picture).is_file() for picture in pictures)
+
+
+def test_pictures_and_the_example_answer_are_the_bundled_models():
+    """docs/examples.py's files and the README's answer for obama.jpg, made again with the
+    bundled model, are the committed ones: the pixels of the JPEGs within JPEG noise, the answer
+    to the character. When the model changes: make pictures."""
+    import importlib.util
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from emotionlib import EmotionPipeline
+
+    spec = importlib.util.spec_from_file_location("examples", ROOT / "docs" / "examples.py")
+    examples = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(examples)
+    for path, data in examples.made(EmotionPipeline.from_model(threads=1)).items():
+        committed = (ROOT / path).read_bytes()
+        if path.endswith(".jpg"):
+            pixels = [np.asarray(Image.open(io.BytesIO(d)).convert("RGB"), np.int16) for d in (data, committed)]
+            # a different label (another emotion or confidence) moves some pixels by far more than
+            # JPEG's own noise; the same one moves none
+            assert pixels[0].shape == pixels[1].shape and np.abs(pixels[0] - pixels[1]).max() < 64, \
+                f"{path} is not what the bundled model gives: run make pictures"
+        else:
+            assert data.decode() == committed.decode(), f"{path}'s example answer is not the bundled model's: " \
+                                                        "run make pictures"
 
 
 def test_every_error_code_is_in_the_error_table():

@@ -4,7 +4,7 @@ Every request a page makes is recorded (Chrome's DevTools performance log): the 
 service serves, /ui and the API page at /, contact no host but the service.
 
 The service is a real `bentoml serve` (conftest's `served`). A screenshot of the page is
-saved as a test artifact in test-artifacts/ui.png (README's docs/ui.png), and one per test,
+saved as a test artifact in test-artifacts/ui.png, and one per test,
 pass or fail, as test-artifacts/<test name>.png. Without the browser the test skips
 with how to install it, except under CI=true, where it fails.
 """

@@ -35,7 +35,8 @@ def test_the_readme_example_runs_from_any_folder_after_pip_install_e(tmp_path):
     install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                               "-e", str(ROOT)], cwd=folder, env=env, capture_output=True, text=True, timeout=600)
     assert install.returncode == 0, install.stdout + install.stderr
-    shutil.copyfile(FIXTURES / "obama.jpg", folder / "photo.jpg")
+    (folder / "tests" / "fixtures").mkdir(parents=True)  # the example names the repository's photo
+    shutil.copyfile(FIXTURES / "obama.jpg", folder / "tests" / "fixtures" / "obama.jpg")
     run = subprocess.run([str(python), "-c", readme_example()], cwd=folder, env=env, capture_output=True, text=True,
                          timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
