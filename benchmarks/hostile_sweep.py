@@ -7,12 +7,19 @@ Kinds of input, each counted apart: bit flips, truncations and mixed byte mutati
 JPEG and PNG bytes; broken EXIF blocks (orientation 2-8 and wrongly typed tags); every image
 mode JPEG and PNG carry; decompression bombs; empty files; things that are not images;
 malformed multipart bodies; wrong content types (upper-case MULTIPART/FORM-DATA must be 200);
-bad form fields; wrong methods; unknown paths; malformed HTTP written to the socket.
+bad form fields (every numeric and JSON field on every endpoint with overflow, huge integers,
+NaN, infinities and over-long text: tests/fuzzing.HOSTILE_FIELDS); extreme shapes inside the
+pixel limit (1x300000, 3000000x1, 7071x7071 ...) on every endpoint, with and without
+detect=false and boxes; the annotated image's answers (Accept: application/json, more faces
+than the X-Emotion-Faces header carries); wrong methods; unknown paths; malformed HTTP
+written to the socket.
 
 Every answer is checked: no 5xx, no request unanswered within --timeout (a hang), every 4xx
 a JSON body {"error", "code", "status"} (README's error table), every 200 of /emotion and
 /emotion/batch a JSON list (/emotion/annotate: an image and the faces' JSON list in
-X-Emotion-Faces), and the cases whose status is certain (e.g. 405 for GET /emotion) got it.
+X-Emotion-Faces, under 8 KB, for at most 32 faces, X-Emotion-Face-Count always; with
+Accept: application/json the faces and the image inline), and the cases whose status is
+certain (e.g. 405 for GET /emotion) got it.
 On a raw socket a closed connection is acceptable too; a request whose head never ends is
 held open by uvicorn until the client leaves (--raw-wait), reported apart. Prints requests/s,
 answers per kind and status, the failures with examples, the server's memory and /metrics
@@ -50,9 +57,9 @@ IMAGE_ROUTES = ("/emotion", "/emotion/annotate", "/emotion/batch")
 
 # Share of the cases per kind (the order is the order of the table).
 KINDS = {
-    "bit-flips": 0.12, "truncations": 0.10, "mutations": 0.13, "exif": 0.13, "modes": 0.13,
+    "bit-flips": 0.10, "truncations": 0.10, "mutations": 0.11, "exif": 0.10, "modes": 0.11,
     "bombs": 0.04, "empty": 0.01, "non-images": 0.05, "multipart": 0.10, "content-types": 0.04,
-    "fields": 0.04, "methods": 0.03, "paths": 0.03, "raw-http": 0.05,
+    "fields": 0.08, "shapes": 0.02, "answers": 0.03, "methods": 0.03, "paths": 0.03, "raw-http": 0.05,
 }
 
 
@@ -322,7 +329,47 @@ def field_cases(inputs: Inputs, rng: random.Random) -> list[Case]:
         case("min_detection_confidence=0.9 (legal)", b"0.9", "min_detection_confidence", 200),
         case("batch min_detection_confidence=2", b"2", "min_detection_confidence", 400, "/emotion/batch"),
         case("batch boxes (unknown there)", b"[[0, 0, 10, 10]]", "boxes", 400, "/emotion/batch"),
-    ]
+    ] + [case(f"{field_name}={value[:16]}... ({len(value):,} chars) on {path}", value.encode(), field_name, 400, path)
+         for field_name, values in fuzzing.HOSTILE_FIELDS.items() for value in values for path in IMAGE_ROUTES
+         if not (field_name == "boxes" and path == "/emotion/batch")]
+
+
+# Extreme shapes inside the 50 M pixel limit (issue 16: 500s from /emotion/annotate after up to
+# 8.8 s of CPU), as grayscale or RGBA PNGs of zeros, with each way of choosing the faces.
+SHAPES = [(1, 300_000), (300_000, 1), (3_000_000, 1), (1, 3_000_000), (50_000, 1_000), (7071, 7071)]
+
+
+def shape_cases(inputs: Inputs, rng: random.Random) -> list[Case]:
+    out = []
+    for width, height in SHAPES:
+        data = fuzzing.png_image(width, height, rng.choice((0, 6)))
+        for path in IMAGE_ROUTES:
+            field_name = "images" if path == "/emotion/batch" else "image"
+            choices = [[], [("detect", None, b"false")]]
+            if path != "/emotion/batch":
+                choices.append([("boxes", None, json.dumps([[0, 0, width, height]]).encode())])
+            for extra in choices:
+                how = extra[0][0] + "=" + extra[0][2].decode()[:20] if extra else "detection"
+                out.append(form_case("shapes", f"{width}x{height} PNG to {path}, {how}",
+                                     [(field_name, "strip.png", data)] + extra, path, expect=200))
+    return out
+
+
+def answer_cases(inputs: Inputs, rng: random.Random) -> list[Case]:
+    """The annotated image's answers: as JSON on request, and with more faces than its header carries."""
+    canvas = fuzzing.encode(Image.new("RGB", (2400, 1200), "white"), "JPEG")
+    out = []
+    for count in (1, 32, 33, 40, 100):
+        boxes = [[12 + 23 * i, 10 + 11 * (i % 9), 20, 20] for i in range(count)]
+        parts = [("image", "c.jpg", canvas), ("boxes", None, json.dumps(boxes).encode())]
+        for accept in ("image/*", "application/json", "application/json, */*;q=0.1", "*/*"):
+            case = form_case("answers", f"{count} boxes, Accept: {accept}", parts, "/emotion/annotate", expect=200)
+            case.headers.append(("accept", accept))
+            out.append(case)
+    photo = form_case("answers", "portrait as JSON", [("image", "o.jpg", inputs.good)], "/emotion/annotate",
+                      expect=200)
+    photo.headers.append(("accept", "application/json"))
+    return out + [photo]
 
 
 def method_cases(inputs: Inputs, rng: random.Random) -> list[Case]:
@@ -380,6 +427,8 @@ def raw_cases(inputs: Inputs, rng: random.Random) -> list[Case]:
              expect=400),
         case("Content-Length of 10^20 on /emotion",
              raw_request("POST", "/emotion", ["Host: x", mp, "Content-Length: " + "9" * 20])),
+        case("Content-Length of 5000 digits on /emotion",
+             raw_request("POST", "/emotion", ["Host: x", mp, "Content-Length: " + "9" * 5000])),
         case("Content-Length of 10^20 on an unknown path",
              raw_request("POST", "/nope", ["Host: x", "Content-Length: " + "9" * 20]), ""),
         case("two different Content-Lengths",
@@ -436,7 +485,8 @@ def raw_cases(inputs: Inputs, rng: random.Random) -> list[Case]:
 
 
 FIXED = {"multipart": multipart_cases, "content-types": content_type_cases, "fields": field_cases,
-         "methods": method_cases, "paths": path_cases, "raw-http": raw_cases}
+         "shapes": shape_cases, "answers": answer_cases, "methods": method_cases, "paths": path_cases,
+         "raw-http": raw_cases}
 RANDOM = {"bit-flips": lambda i, r: damaged("bit-flips", i, r), "truncations": lambda i, r: damaged("truncations", i, r),
           "mutations": lambda i, r: damaged("mutations", i, r), "exif": exif_case, "modes": mode_case,
           "bombs": bomb_case, "empty": empty_case, "non-images": non_image_case}
@@ -611,14 +661,35 @@ def faces_ok(faces) -> bool:
     return isinstance(faces, list) and all(isinstance(f, dict) and set(f) == FACE_KEYS for f in faces)
 
 
+MAX_HEADER_FACES = 32  # emotionlib/serving/fields.py: X-Emotion-Faces carries at most this many
+
+
+def good_annotation(outcome: Outcome) -> bool:
+    """An image with its faces in X-Emotion-Faces (under 8 KB, at most 32 faces; left out past
+    that) and their count in X-Emotion-Face-Count; or, asked for, the faces and the image as JSON."""
+    headers, count = outcome.headers, outcome.headers.get("x-emotion-face-count", "")
+    if not count.isdigit():
+        return False
+    if headers.get("content-type", "") == "application/json":
+        body = json.loads(outcome.body)
+        return (set(body) == {"faces", "media_type", "image"} and faces_ok(body["faces"])
+                and len(body["faces"]) == int(count) and base64.b64decode(body["image"])[:2] in (b"\xff\xd8", b"\x89P"))
+    if headers.get("content-type", "") not in ("image/jpeg", "image/png"):
+        return False
+    if int(count) > MAX_HEADER_FACES:
+        return "x-emotion-faces" not in headers
+    header = headers.get("x-emotion-faces", "")
+    faces = json.loads(header)
+    return len(header) < 8 * 1024 - 40 and faces_ok(faces) and len(faces) == int(count)
+
+
 def good_200(outcome: Outcome) -> bool:
     path = outcome.case.path.split("?")[0].rstrip("/")
     if path not in IMAGE_ROUTES or outcome.case.method == "HEAD":
         return True
     try:
         if path == "/emotion/annotate":
-            return (outcome.headers.get("content-type", "") in ("image/jpeg", "image/png")
-                    and faces_ok(json.loads(outcome.headers.get("x-emotion-faces", ""))))
+            return good_annotation(outcome)
         parsed = json.loads(outcome.body)
     except ValueError:
         return False

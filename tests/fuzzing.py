@@ -315,3 +315,18 @@ def non_images(rng: random.Random, photo: Image.Image) -> list[tuple[str, bytes]
         ("eps header", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 100 100\n"),
     ]
     return out
+
+
+# Form field values every numeric and JSON field must refuse with a 400 (issue 16: a 310-digit
+# min_detection_confidence was a 500): overflow, huge integers, NaN, infinities, wrong JSON
+# types, text longer than any field may be. boxes is not a field of /emotion/batch.
+HOSTILE_FIELDS = {
+    "min_detection_confidence": ["1" + "0" * 309, "9" * 4300, "9" * 4301, "-" + "9" * 400, "NaN", "nan", "Infinity",
+                                 "-Infinity", "inf", "1e999", "-1e999", "[]", "{}", "true", "[0.5]", "0.5" * 20_000,
+                                 "1_000", "0x1p-2", "\u0000", ""],
+    "boxes": ["[[0, 0, " + "9" * 400 + ", 1]]", "[[0, 0, 1e999, 1]]", "[[0, 0, NaN, 1]]", "[[0, 0, Infinity, 1]]",
+              "[[0, 0, -Infinity, 1]]", "[[" + "9" * 4301 + ", 0, 1, 1]]", "[[0, 0, 1, 1]]" + " " * 70_000,
+              str([[0, 0, 1, 1]] * 5000), "[" * 30_000, "1e999", "NaN", "9" * 400],
+    "detect": ["NaN", "1e999", "9" * 5000, "2", "-1", "", "true" * 20_000, "[]", "null"],
+}
+
