@@ -4,9 +4,13 @@ settings.py     every EMOTION_* setting, defined once (the README's table is wri
 upload.py       the upload guard: deadlines, body limits, form checks per route, processing slots
 fields.py       the form fields made into what the pipeline takes; the answer's JSON schema
 photos.py       a request's photos through the pipeline (threads) and the model worker (deadline)
+budget.py       the one memory budget for the decoded pixels of the requests in progress
 errors.py       error codes -> HTTP statuses, the one JSON error shape, the endpoint decorator
+openapi.py      the OpenAPI document: every answer of every endpoint in our shape
+docspage.py     the API page GET / and GET /docs.json, without third-party requests
 access.py       the optional API key
-app.py          the ASGI layers around the API service, and the page GET /ui (ui/)
+app.py          the ASGI layers around the API service, the page GET /ui (ui/) and the API page
+readiness.py    the model worker's readiness, kept in the background for GET /readyz
 batching.py     the model worker's greedy batcher
 metrics.py      the service's Prometheus metrics
 memory.py       giving memory back to the system when a worker is idle
