@@ -29,6 +29,11 @@ STATUS: dict[str, int] = {
     "empty_file": 400, "not_an_image": 400, "corrupt_image": 400, "truncated_image": 400,
     "too_many_scans": 400, "invalid_boxes": 400, "invalid_field": 400,
     "image_too_large": 413, "unsupported_image_type": 415,
+    # ... for videos (emotionlib.video)
+    "not_a_video": 400, "no_video_track": 400, "no_frames": 400, "corrupt_video": 400, "truncated_video": 400,
+    "invalid_frame_rate": 400, "invalid_frame_count": 400, "invalid_fps": 400,
+    "video_too_large": 413, "video_too_long": 413, "frame_too_large": 413,
+    "unsupported_video_type": 415, "audio_only": 415, "unsupported_video_codec": 415,
     # the HTTP layer's: form fields, uploads, access
     "missing_field": 400, "unknown_field": 400, "not_a_file": 400, "too_many_files": 400,
     "malformed_multipart": 400, "malformed_http": 400, "unauthorized": 401, "forbidden": 403,

@@ -28,6 +28,8 @@ from typing import Mapping
 
 from emotionlib.classifier import DEFAULT_MODEL_TAG
 from emotionlib.options import Option, PipelineOptions, check_options, option, options_of
+from emotionlib.video.reader import DEFAULT_MAX_PIXELS as DEFAULT_MAX_VIDEO_PIXELS
+from emotionlib.video.reader import VideoLimits
 
 ENV_PREFIX = "EMOTION_"
 
@@ -68,6 +70,11 @@ class Limits:
     upload_min_kib_s: float = option(16.0, above=0, high=1_000_000, help=(
         "... and at this average rate or faster once the grace time is over (408 `incomplete_upload` otherwise)"))
     upload_grace_s: float = option(5.0, low=0, high=50, help="seconds before the minimum upload rate applies")
+    max_video_mb: float = option(100.0, above=0, high=16_384, help="video file limit in MiB (413 `video_too_large`)")
+    max_video_seconds: float = option(600.0, above=0, high=86_400, help=(
+        "longest clip, in seconds of video (413 `video_too_long`)"))
+    max_video_pixels: int = option(DEFAULT_MAX_VIDEO_PIXELS, low=1, high=100_000_000, help=(
+        "pixels per video frame (413 `frame_too_large`; default 3840x2160)"))
 
     def __post_init__(self):
         check_options(self)
@@ -87,6 +94,14 @@ class Limits:
     @property
     def max_upload_bytes_in_progress(self) -> int:
         return int(self.max_upload_mb_in_progress * 1024 * 1024)
+
+    @property
+    def max_video_bytes(self) -> int:
+        return int(self.max_video_mb * 1024 * 1024)
+
+    def video_limits(self) -> VideoLimits:
+        """What the video reader accepts (emotionlib.video.reader.VideoLimits)."""
+        return VideoLimits(self.max_video_bytes, self.max_video_seconds, self.max_video_pixels)
 
 
 @dataclass(frozen=True)

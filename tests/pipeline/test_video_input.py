@@ -1,0 +1,177 @@
+"""Bad video input: every kind gets its InputError with a precise code (a 4xx in the service's
+table), never anything else, and no temporary file is left. Also the EMOTION_MAX_VIDEO_* settings."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from emotionlib.errors import InputError
+from emotionlib.serving.errors import error_body, status_of
+from emotionlib.serving.settings import Limits, Settings, SettingsError
+from emotionlib.video import tempfiles
+from emotionlib.video.reader import VideoLimits, VideoReader
+from tests.videofiles import (audio_track, avi_patch, cv2_clip, element, frame, jpeg, matroska, mjpeg_matroska, mp3,
+                              video_track, wav)
+
+RNG = np.random.default_rng(17)
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """Clips written with cv2.VideoWriter: 20 frames of 160x120 at 10 frames/s."""
+    folder = tmp_path_factory.mktemp("made")
+    return {"mp4": cv2_clip(folder / "a.mp4"), "avi": cv2_clip(folder / "a.avi", "MJPG"),
+            "webm": cv2_clip(folder / "a.webm", "VP80"), "mp4_empty": cv2_clip(folder / "e.mp4", frames=0),
+            "avi_empty": cv2_clip(folder / "e.avi", "MJPG", frames=0)}
+
+
+def _png() -> bytes:
+    import cv2
+
+    return cv2.imencode(".png", frame(0))[1].tobytes()
+
+
+# name -> (bytes, or a function of the made clips, expected status, expected code)
+CASES = {
+    "empty": (b"", 400, "empty_file"),
+    "text": (b"just some text, not a video\n" * 3, 400, "not_a_video"),
+    "html": (b"<!DOCTYPE html><html><body>hi</body></html>", 400, "not_a_video"),
+    "pdf": (b"%PDF-1.7\n" + bytes(200), 400, "not_a_video"),
+    "zip": (b"PK\x03\x04" + bytes(200), 400, "not_a_video"),
+    "random bytes": (RNG.integers(0, 256, 4000, dtype=np.uint8).tobytes(), 400, "not_a_video"),
+    "jpeg photo": (jpeg(frame(0)), 415, "unsupported_video_type"),
+    "png image": (_png(), 415, "unsupported_video_type"),
+    "gif": (b"GIF89a" + bytes(100), 415, "unsupported_video_type"),
+    "heic image": (b"\x00\x00\x00\x18ftypheic" + bytes(100), 415, "unsupported_video_type"),
+    "mpeg-ts": ((b"\x47" + bytes(187)) * 4, 415, "unsupported_video_type"),
+    "flv": (b"FLV\x01\x05" + bytes(100), 415, "unsupported_video_type"),
+    "wav audio": (wav(), 415, "audio_only"),
+    "mp3 audio": (mp3(), 415, "audio_only"),
+    "m4a audio": (b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00M4A mp42" + b"\x00\x00\x00\x08free", 415, "audio_only"),
+    "matroska audio only": (matroska([audio_track()], [(i * 100, bytes(1600)) for i in range(5)]), 415, "audio_only"),
+    "matroska without tracks": (matroska(None, []), 400, "no_video_track"),
+    "matroska zero frames": (matroska([video_track()], []), 400, "no_frames"),
+    "mp4 zero frames": (lambda m: m["mp4_empty"], 400, "no_video_track"),
+    "avi zero frames": (lambda m: m["avi_empty"], 400, "no_frames"),
+    "mp4 truncated": (lambda m: m["mp4"][:len(m["mp4"]) // 2], 400, "truncated_video"),
+    "mp4 cut in its header": (lambda m: m["mp4"][:20], 400, "truncated_video"),
+    "avi truncated": (lambda m: m["avi"][:len(m["avi"]) // 2], 400, "truncated_video"),
+    "webm truncated": (lambda m: m["webm"][:len(m["webm"]) // 2], 400, "truncated_video"),
+    "matroska header only": (lambda m: m["webm"][:40], 400, "truncated_video"),
+    "mp4 garbage boxes": (b"\x00\x00\x00\x18ftypisom" + RNG.integers(0, 256, 2000, dtype=np.uint8).tobytes(),
+                          400, "corrupt_video"),
+    "matroska garbage after its header": (element("1A45DFA3", [element("4282", "matroska")])
+                                          + RNG.integers(0, 256, 500, dtype=np.uint8).tobytes(), 400, "corrupt_video"),
+    "matroska unknown codec": (mjpeg_matroska([0, 40, 80], codec="V_NOPE"), 415, "unsupported_video_codec"),
+    "avi unknown codec": (lambda m: avi_patch(m["avi"], fourcc=b"XXXX"), 415, "unsupported_video_codec"),
+    "avi frames not its codec": (lambda m: avi_patch(m["avi"], fourcc=b"H264"), 400, "corrupt_video"),
+    "avi 1e9 frames/s": (lambda m: avi_patch(m["avi"], rate=1_000_000_000, scale=1), 400, "invalid_frame_rate"),
+    "avi 1 frame per 1000 s": (lambda m: avi_patch(m["avi"], rate=1, scale=1000), 400, "invalid_frame_rate"),
+    "matroska 1 ns frames": (mjpeg_matroska(list(range(10)), default_duration_ns=1), 400, "invalid_frame_rate"),
+    "avi 2^31 frames": (lambda m: avi_patch(m["avi"], length=2**31 - 1), 400, "invalid_frame_count"),
+}
+
+
+def _data(case, made) -> bytes:
+    return case(made) if callable(case) else case
+
+
+def _error(data: bytes, limits: VideoLimits | None = None, fps=2.0) -> InputError:
+    with pytest.raises(InputError) as info:
+        with VideoReader(data, fps, limits) as reader:
+            for _ in reader.frames():
+                pass
+    return info.value
+
+
+def test_at_least_twenty_kinds():
+    assert len(CASES) >= 20
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_is_a_precise_4xx(name, made):
+    data, status, code = CASES[name]
+    error = _error(_data(data, made))
+    assert (status_of(error), error.code) == (status, code), error.message
+    assert 400 <= status_of(error) < 500 and error_body(error) == {"error": error.message, "code": code, "status": status}
+    assert tempfiles.leftovers() == []
+
+
+def test_a_good_clip_of_each_container_reads(made):
+    for kind in ("mp4", "avi", "webm"):
+        with VideoReader(made[kind], fps=1000) as reader:
+            frames = list(reader.frames())
+        assert len(frames) == 20 and frames[0][1].shape == (120, 160, 3), kind
+        assert reader.clip.duration == pytest.approx(2.0)
+
+
+def test_bytes_decide_not_the_name(made, tmp_path):
+    path = tmp_path / "holiday.avi"  # an MP4 whatever it is called
+    path.write_bytes(made["mp4"])
+    with VideoReader(str(path), fps=5) as reader:
+        assert reader.clip.container == "mp4" and len(list(reader.frames())) == 10
+    wrong = tmp_path / "clip.mp4"
+    wrong.write_bytes(jpeg(frame(0)))
+    assert _error(str(wrong)).code == "unsupported_video_type"
+    assert wrong.exists()  # a caller's file is never removed
+
+
+@pytest.mark.parametrize("limits, code", [
+    (Limits(max_video_mb=0.001).video_limits(), "video_too_large"),
+    (VideoLimits(max_seconds=1.5), "video_too_long"),
+    (VideoLimits(max_pixels=160 * 120 - 1), "frame_too_large"),
+])
+def test_limits_are_413(made, limits, code):
+    error = _error(made["mp4"], limits)
+    assert (status_of(error), error.code) == (413, code)
+    assert tempfiles.leftovers() == []
+
+
+def test_a_clip_without_duration_is_stopped_at_the_limit_while_decoding():
+    """No duration in the header (a live recording): the length is only known by decoding."""
+    data = matroska([video_track()], [(i * 100, jpeg(frame(i))) for i in range(40)])
+    error = _error(data, VideoLimits(max_seconds=2))
+    assert (status_of(error), error.code) == (413, "video_too_long")
+    with VideoReader(data, fps=1000, limits=VideoLimits(max_seconds=5)) as reader:
+        assert reader.clip.frame_count is None and len(list(reader.frames())) == 40
+        assert reader.clip.duration == pytest.approx(4.0, abs=0.2)
+    assert tempfiles.leftovers() == []
+
+
+@pytest.mark.parametrize("fps", [0, -1, "abc", float("nan"), float("inf"), 5000, True, None, "0.001"])
+def test_bad_fps(made, fps):
+    error = _error(made["mp4"], fps=fps)
+    assert (status_of(error), error.code) == (400, "invalid_fps")
+
+
+def test_fps_as_text(made):
+    with VideoReader(made["mp4"], fps="2.5") as reader:
+        assert reader.clip.analysed_fps == 2.5
+
+
+def test_video_settings_are_validated():
+    settings = Settings.from_env({"EMOTION_MAX_VIDEO_MB": "250", "EMOTION_MAX_VIDEO_SECONDS": "30",
+                                  "EMOTION_MAX_VIDEO_PIXELS": "2073600"})
+    limits = settings.limits
+    assert (limits.max_video_mb, limits.max_video_seconds, limits.max_video_pixels) == (250, 30, 1920 * 1080)
+    assert limits.video_limits() == VideoLimits(250 * 2**20, 30, 1920 * 1080)
+    for name, value in [("EMOTION_MAX_VIDEO_MB", "0"), ("EMOTION_MAX_VIDEO_SECONDS", "-5"),
+                        ("EMOTION_MAX_VIDEO_SECONDS", "100000"), ("EMOTION_MAX_VIDEO_PIXELS", "1.5"),
+                        ("EMOTION_MAX_VIDEO_PIXELS", "0")]:
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: value})
+
+
+def test_stale_files_of_dead_processes_are_removed(tmp_path):
+    folder = tempfiles.folder()
+    dead = folder / f"{tempfiles.PREFIX}999999999-x.mp4"
+    alive = folder / f"{tempfiles.PREFIX}{os.getppid()}-y.mp4"
+    dead.write_bytes(b"x")
+    alive.write_bytes(b"y")
+    try:
+        assert tempfiles.remove_stale() >= 1
+        assert not dead.exists() and alive.exists()
+    finally:
+        alive.unlink()
