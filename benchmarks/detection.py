@@ -23,10 +23,11 @@ from PIL import Image, ImageEnhance
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from emotionlib.decode import decode_image  # noqa: E402
 from emotionlib.detectors.haar import detect_faces  # noqa: E402
-from emotionlib.geometry import Box  # noqa: E402
+from emotionlib.geometry import Box, iou  # noqa: E402
 from emotionlib.detectors.haar import HaarDetector, HaarParams  # noqa: E402
 from emotionlib.detectors.yunet import YuNetDetector  # noqa: E402
 from emotionlib.preprocess import to_gray  # noqa: E402
+from tests.clips import FIXTURES, SOURCES, face_sprites  # noqa: E402
 
 DEV_PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real_photos_dev" / "images"
 # (label, detector): today's default first.
@@ -38,24 +39,10 @@ CANDIDATES = [
     ("yunet", YuNetDetector()),
 ]
 
-FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures"
-# Face boxes found on the fixtures at full resolution, widened by 40% for context.
-SOURCES = {"obama.jpg": (342, 95, 300, 300), "biden.jpg": (433, 211, 314, 314)}
-
-
-def iou(a: Box, b: Box) -> float:
-    w = min(a.x + a.w, b.x + b.w) - max(a.x, b.x)
-    h = min(a.y + a.h, b.y + b.h) - max(a.y, b.y)
-    inter = max(0, w) * max(0, h)
-    return inter / (a.w * a.h + b.w * b.h - inter)
 
 
 def group_photo(face_size: int, rng: np.random.Generator, cols=8, rows=4):
-    faces = []
-    for name, (x, y, w, h) in SOURCES.items():
-        image = Image.open(FIXTURES / name).convert("RGB")
-        m = int(0.4 * w)
-        faces.append(image.crop((x - m, y - m, x + w + m, y + h + m)))
+    faces = face_sprites()
     cell = int(face_size * 1.8) + 12
     noise = rng.integers(60, 200, (rows * cell + 40, cols * cell + 40, 3), dtype=np.uint8)
     canvas = Image.fromarray(noise).resize((cols * cell + 40, rows * cell + 40), Image.BILINEAR)

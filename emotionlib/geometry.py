@@ -109,6 +109,13 @@ def _intersection(a: Box, b: Box) -> int:
     return max(0, w) * max(0, h)
 
 
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two boxes (0 when they do not touch)."""
+    inter = _intersection(a, b)
+    union = a.w * a.h + b.w * b.h - inter
+    return inter / union if union > 0 else 0.0
+
+
 def crop(image: np.ndarray, box: Box) -> np.ndarray:
     return image[box.y:box.y + box.h, box.x:box.x + box.w]
 

@@ -212,6 +212,23 @@ class EmotionPipeline:
             return []
         return self.faces(located.detections, self.classify(located.pixels))
 
+    def video(self, source, fps: float = 2.0, **options):
+        """Every person's emotions over a clip (bytes or a path): a VideoResult with the clip's
+        info, each analysed frame's faces with track ids, and a summary per track. Options:
+        see ``video_frames``. Raises InputError for a clip that cannot be analysed."""
+        with self.video_frames(source, fps, **options) as analysis:
+            return analysis.result()
+
+    def video_frames(self, source, fps: float = 2.0, *, min_detection_confidence=None, **options):
+        """The clip as a VideoAnalysis to iterate (one VideoFrame at a time, for streaming
+        callers); options: detect, min_detection_confidence, keep_images, batch_frames,
+        prefetch, limits, max_gap_s (emotionlib.video.analysis.VideoAnalysis)."""
+        from emotionlib.video.analysis import VideoAnalysis
+
+        if min_detection_confidence is not None:  # refused before the clip is written and opened
+            min_detection_confidence = confidence_threshold(min_detection_confidence)
+        return VideoAnalysis(self, source, fps, min_detection_confidence=min_detection_confidence, **options)
+
 
 def to_full_image(detection: Detection, picture: Picture) -> Detection:
     """A detection in the pixels of ``picture.rgb`` -> the same in the full upright image."""

@@ -74,7 +74,7 @@ class ClipInfo:
     analysed_fps: float
     frames_analysed: int = 0
 
-    def as_dict(self) -> dict:
+    def to_dict(self) -> dict:
         return {"duration": None if self.duration is None else round(self.duration, 3),
                 "fps": round(self.fps, 3), "width": self.width, "height": self.height,
                 "frames_analysed": self.frames_analysed, "analysed_fps": round(self.analysed_fps, 3),
