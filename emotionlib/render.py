@@ -61,7 +61,9 @@ def sizes(width: int, height: int) -> tuple[int, int]:
 
 
 def label_of(face: Mapping) -> str:
-    return f"{face['emotion']} {face['confidence']:.2f}"
+    """``happy 0.94``; a face of a video track: ``#2 happy 0.94``."""
+    track = f"#{face['track_id']} " if face.get("track_id") is not None else ""
+    return f"{track}{face['emotion']} {face['confidence']:.2f}"
 
 
 @functools.lru_cache(maxsize=16)

@@ -18,7 +18,7 @@
 
 Modules: container (what the bytes are), reader (frames sampled by time, limits, the
 temporary file), tracking (track ids and per-track sums), analysis (the pipeline over
-frames, batching, in-process driver), tempfiles.
+frames, batching, in-process driver), annotate (the annotated WebM), tempfiles.
 """
 from emotionlib.video.analysis import TrackedFace, VideoAnalysis, VideoFrame, VideoResult
 from emotionlib.video.reader import ClipInfo, VideoReader, check_fps

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from emotionlib.labels import EMOTIONS
-from emotionlib.render import MAX_FONT, MAX_LINE, EMOTION_COLOURS, annotate, draw_faces, output_format, sizes
+from emotionlib.render import MAX_FONT, MAX_LINE, EMOTION_COLOURS, annotate, draw_faces, label_of, output_format, sizes
 from tests.helpers import ROOT, encode
 
 
@@ -112,3 +112,8 @@ def test_drawing_in_place_uses_the_callers_array_and_otherwise_copies(obama):
     assert not np.array_equal(rgb, before)  # drawn into (and left in the encoder's channel order)
     assert np.array_equal(np.asarray(Image.open(io.BytesIO(out))),
                           np.asarray(draw_faces(obama, [face([342, 95, 300, 300])])))
+
+
+def test_label_names_the_track_of_a_video_face():
+    assert label_of(face([0, 0, 9, 9])) == "happy 0.94"
+    assert label_of({**face([0, 0, 9, 9]), "track_id": 2}) == "#2 happy 0.94"

@@ -203,3 +203,31 @@ def test_errors_reach_pipeline_callers_and_leave_nothing(pipeline, short_clip, t
         pipeline.video(short_clip, min_detection_confidence=2)
     assert info.value.code == "invalid_field"
     assert tempfiles.leftovers() == []
+
+
+def test_annotated_webm(pipeline, short_clip, tmp_path):
+    from emotionlib.render import EMOTION_COLOURS
+    from emotionlib.video.annotate import annotate_video
+
+    out = tmp_path / "annotated.webm"
+    result = annotate_video(pipeline, short_clip, out, fps=2)
+    assert out.read_bytes()[:4] == b"\x1a\x45\xdf\xa3"
+    capture = cv2.VideoCapture(str(out))
+    assert capture.get(cv2.CAP_PROP_FPS) == 2.0
+    assert int(capture.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little") == b"VP80"
+    frames = []
+    while True:
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        frames.append(bgr[:, :, ::-1])
+    capture.release()
+    assert len(frames) == result.clip.frames_analysed == 6
+    assert frames[0].shape == (270, 480, 3)
+    face = result.frames[0].faces[0]
+    x, y, w, h = face.face.box.as_list()
+    colour = np.array([int(EMOTION_COLOURS[face.face.emotion][i:i + 2], 16) for i in (1, 3, 5)])
+    edge = frames[0][y + h // 2 - 3:y + h // 2 + 3, x:x + 4].reshape(-1, 3).astype(int)
+    assert np.abs(edge - colour).sum(axis=1).min() < 60  # the box's coloured line (after VP8)
+    assert all(frame.image is None for frame in result.frames)
+    assert tempfiles.leftovers() == []
