@@ -23,6 +23,7 @@ import bentoml  # noqa: E402
 import numpy as np  # noqa: E402
 from bentoml.exceptions import ServiceUnavailable  # noqa: E402
 from PIL.Image import Image  # noqa: E402
+from starlette.responses import Response  # noqa: E402
 
 from emotionlib import EmotionPipeline  # noqa: E402
 from emotionlib.detectors import set_detect_threads  # noqa: E402
@@ -31,18 +32,20 @@ from emotionlib.serving import app  # noqa: E402
 from emotionlib.serving.batching import GreedyBatcher, QueueTimeout  # noqa: E402
 from emotionlib.serving.budget import MemoryBudget  # noqa: E402
 from emotionlib.serving.errors import answers_errors, refused  # noqa: E402
-from emotionlib.serving.fields import (BoxesField, ConfidenceField, FacesAnswer, annotated_response,  # noqa: E402
-                                      parse_boxes, wants_json)
+from emotionlib.serving.fields import (BoxesField, ConfidenceField, FacesAnswer, FpsField,  # noqa: E402
+                                      annotated_response, parse_boxes, wants_json)
 from emotionlib.serving.metrics import metrics  # noqa: E402
 from emotionlib.serving.photos import ModelWorker, Photos  # noqa: E402
 from emotionlib.serving.readiness import ModelProbe  # noqa: E402
 from emotionlib.serving.settings import service_settings  # noqa: E402
 from emotionlib.serving.upload import UploadedBytes  # noqa: E402
+from emotionlib.serving.video import Videos  # noqa: E402
 
 # Every EMOTION_* variable, checked once: a bad value stops the service here with one line.
 SETTINGS = service_settings()
 # Every library patch, once the library versions are checked (emotionlib/serving/patches.py).
-patches.apply(max_upload_bytes=max(SETTINGS.limits.max_upload_bytes, SETTINGS.limits.max_batch_upload_bytes))
+patches.apply(max_upload_bytes=max(SETTINGS.limits.max_upload_bytes, SETTINGS.limits.max_batch_upload_bytes,
+                                   SETTINGS.limits.max_video_bytes))
 logger = logging.getLogger("emotion")
 logger.setLevel(SETTINGS.service.log_level)
 EMOTION_MODEL = bentoml.models.BentoModel(SETTINGS.model.model_tag)
@@ -112,6 +115,7 @@ class EmotionAPI:
                             on_answer=self.model_probe.saw_answer)
         budget = MemoryBudget(SETTINGS.limits.max_image_memory_bytes)  # one per worker, for every endpoint
         self.photos = Photos(pipeline, model, SETTINGS.limits.max_decodes_in_progress, budget)
+        self.videos = Videos(pipeline, model, self.photos.slots, SETTINGS.limits.video_limits())
 
     @bentoml.on_startup
     async def start_model_probe(self) -> None:
@@ -165,6 +169,25 @@ class EmotionAPI:
         faces = iter(await self.photos.faces(located))
         return [refused(entry) if isinstance(entry, Exception) else {"faces": [f.to_dict() for f in next(faces)]}
                 for entry in entries]
+
+    @bentoml.api(route="/emotion/video")
+    @answers_errors
+    async def video(self, video: UploadedBytes, fps: FpsField = None, detect: bool = True,
+                    min_detection_confidence: ConfidenceField = None) -> dict:
+        """Every person's emotions over a clip (MP4, MOV, WebM, AVI or MKV): `clip` (duration,
+        frame rate, size, frames analysed), `frames` (each analysed frame's time `t` and its
+        faces as /emotion answers them, with a `track_id`), `tracks` (per person: first and
+        last time, frames seen, mean of each emotion, dominant emotion, share of frames)."""
+        return await self.videos.analysed(video, fps, detect, min_detection_confidence)
+
+    @bentoml.api(route="/emotion/video/annotate")
+    @answers_errors
+    async def video_annotate(self, video: UploadedBytes, fps: FpsField = None, detect: bool = True,
+                             min_detection_confidence: ConfidenceField = None) -> bytes:
+        """The clip as WebM (VP8) at the analysed frame rate, each face boxed and labelled
+        `#track emotion confidence`."""
+        body, media_type = await self.videos.annotated(video, fps, detect, min_detection_confidence)
+        return Response(body, media_type=media_type)
 
 
 app.wrap(EmotionAPI, SETTINGS)  # errors shaped, API key, upload guard, GET /ui

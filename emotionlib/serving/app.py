@@ -32,11 +32,14 @@ def wrap(service, settings) -> None:
     limits = settings.limits
     batch_form = FormSpec(files={"images": (1, limits.max_batch_images)}, bools=frozenset({"detect"}),
                           texts=frozenset({"min_detection_confidence"}), max_bytes=limits.max_batch_upload_bytes)
+    video_form = FormSpec(files={"video": (1, 1)}, bools=frozenset({"detect"}),
+                          texts=frozenset({"fps", "min_detection_confidence"}), max_bytes=limits.max_video_bytes)
     service.add_asgi_middleware(ErrorShape)
     service.add_asgi_middleware(ApiKeyGuard, api_key=settings.access.api_key)
     # idle_delay_s: the release stalls the event loop, so it waits for a quiet second.
     service.add_asgi_middleware(UploadGuard, limits=UploadLimits.from_settings(limits),
-                                routes={**ROUTES, "/emotion/batch": batch_form}, on_idle=release_memory_when_idle,
+                                routes={**ROUTES, "/emotion/batch": batch_form, "/emotion/video": video_form,
+                                        "/emotion/video/annotate": video_form}, on_idle=release_memory_when_idle,
                                 idle_delay_s=1.0)
     # The page to try the API in a browser (static files, no external assets).
     service.mount_asgi_app(StaticFiles(directory=UI, html=True), path="/ui")

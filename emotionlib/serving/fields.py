@@ -41,6 +41,8 @@ BoxesField = Annotated[Any, Field(description="JSON list of [x, y, w, h] boxes t
                                               f"faces, e.g. {EXAMPLE}")]
 ConfidenceField = Annotated[Any, Field(description="0 to 1: drop detected faces the detector scores lower "
                                                    "(default EMOTION_MIN_DETECTION_CONFIDENCE)")]
+FpsField = Annotated[Any, Field(description="frames analysed per second of video, 0.01 to 1000 (default 2; at most "
+                                            "the clip's own rate: 1000 analyses every frame)")]
 
 # The answer of /emotion: Face.to_dict() per face (the one serialisation); this schema only
 # documents it in /docs.json (tests/serving/test_http.py checks answers against it).

@@ -27,30 +27,47 @@ def draw_frame(frame: VideoFrame) -> np.ndarray:
     return np.asarray(draw_faces(Image.fromarray(frame.image), [face.to_dict() for face in frame.faces]))
 
 
+class WebmWriter:
+    """A VP8 WebM file written frame by frame (each VideoFrame with its .image): drawn, and
+    repeated over the slots the clip has no frame for."""
+
+    def __init__(self, path: str | os.PathLike, fps: float, width: int, height: int):
+        import cv2
+
+        self.fps, self.size = fps, (width, height)
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*FOURCC), fps, self.size)
+        if not self.writer.isOpened():
+            raise RuntimeError("OpenCV cannot write VP8 WebM here")
+        self.written, self.first_slot, self.previous = 0, None, None
+
+    def write(self, frame: VideoFrame) -> None:
+        import cv2
+
+        slot = round(frame.t * self.fps)
+        self.first_slot = slot if self.first_slot is None else self.first_slot
+        while self.previous is not None and self.first_slot + self.written < slot:
+            self.writer.write(self.previous)
+            self.written += 1
+        bgr = cv2.cvtColor(draw_frame(frame), cv2.COLOR_RGB2BGR)
+        if (bgr.shape[1], bgr.shape[0]) != self.size:
+            bgr = cv2.resize(bgr, self.size, interpolation=cv2.INTER_AREA)
+        self.writer.write(bgr)
+        self.written += 1
+        self.previous = bgr
+
+    def close(self) -> None:
+        self.writer.release()
+
+
 def write_webm(frames: Iterable[VideoFrame], path: str | os.PathLike, fps: float, width: int, height: int) -> int:
     """Draw and write frames (each with .image) as a VP8 WebM file; the number of frames written."""
-    import cv2
-
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*FOURCC), fps, (width, height))
-    if not writer.isOpened():
-        raise RuntimeError("OpenCV cannot write VP8 WebM here")
-    written, first_slot, previous = 0, None, None
+    writer = WebmWriter(path, fps, width, height)
     try:
         for frame in frames:
-            slot = round(frame.t * fps)
-            first_slot = slot if first_slot is None else first_slot
-            while previous is not None and first_slot + written < slot:
-                writer.write(previous)
-                written += 1
-            bgr = cv2.cvtColor(draw_frame(frame), cv2.COLOR_RGB2BGR)
-            if bgr.shape[:2] != (height, width):
-                bgr = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
-            writer.write(bgr)
-            written += 1
-            previous = bgr
+            writer.write(frame)
     finally:
-        writer.release()
-    return written
+        writer.close()
+    return writer.written
 
 
 def annotate_video(pipeline, source, output: str | os.PathLike, fps: float = 2.0, **options) -> VideoResult:

@@ -1,0 +1,141 @@
+"""What the API worker does with a clip: the form fields checked, the clip opened off the event
+loop, its frames through the pipeline in worker threads and their faces through the model
+worker in batches, detection and classification overlapped; the annotated WebM.
+
+``analyse(pipeline, reader, classify, ...)`` takes an opened VideoReader and an async
+``classify`` (uint8 crops -> probabilities: the ModelWorker). A producer task decodes and
+locates one frame at a time in a worker thread (each frame takes a slot of ``limiter``, the
+photos' EMOTION_MAX_DECODES_IN_PROGRESS, so photos and other clips interleave with it) and
+hands the located frames over through a bounded stream; the consumer takes whatever frames
+are ready (up to BATCH_FRAMES, BATCH_FACES faces), awaits one classify call for all their
+faces and tracks them, while the producer goes on with the next frames. ``on_frame``
+receives each VideoFrame as it is ready (called in the loop's thread; awaited if it returns
+an awaitable, e.g. to write the frame in a worker thread). Memory holds at most the
+stream's frames; cancelling the caller (a client gone) stops the producer after its
+current frame and closes the reader, which removes the temporary file.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Awaitable, Callable
+
+import anyio
+import numpy as np
+
+from emotionlib.pipeline import EmotionPipeline, confidence_threshold
+from emotionlib.video.analysis import (BATCH_FACES, BATCH_FRAMES, FaceTracks, LocatedFrame, VideoFrame, VideoResult,
+                                       locate_frames, split, stack)
+from emotionlib.video.annotate import MEDIA_TYPE, WebmWriter
+from emotionlib.video.reader import DEFAULT_FPS, VideoLimits, VideoReader, check_fps
+from emotionlib.video.tempfiles import temporary_file
+
+_END = object()
+
+
+async def analyse(pipeline: EmotionPipeline, reader: VideoReader, classify: Callable[[np.ndarray], Awaitable],
+                  detect: bool = True, min_confidence: float | None = None, keep_images: bool = False,
+                  limiter: anyio.CapacityLimiter | None = None,
+                  on_frame: Callable[[VideoFrame], object] | None = None, keep_frames: bool = True) -> VideoResult:
+    """The clip's VideoResult (frames listed only when keep_frames). Raises what the reader
+    or classify raise; the reader is closed on every way out."""
+    located = locate_frames(pipeline, reader.frames(), detect, min_confidence, keep_images)
+    tracks = FaceTracks(pipeline, reader.clip.width, reader.clip.height)
+    frames: list[VideoFrame] = []
+    send, receive = anyio.create_memory_object_stream(BATCH_FRAMES)
+
+    async def produce() -> None:
+        async with send:
+            try:
+                while (item := await anyio.to_thread.run_sync(next, located, _END, limiter=limiter)) is not _END:
+                    await send.send(item)
+            except Exception as error:  # noqa: BLE001 - handed to the consumer, raised there
+                await send.send(error)
+
+    failure = None
+    try:
+        async with anyio.create_task_group() as group:
+            group.start_soon(produce)
+            try:
+                async with receive:
+                    async for batch in _ready_batches(receive):
+                        pixels = stack(batch)
+                        probabilities = None if pixels is None else await classify(pixels)
+                        for frame, rows in zip(batch, split(batch, probabilities)):
+                            done = tracks.add(frame, rows)
+                            if on_frame is not None and inspect.isawaitable(waiting := on_frame(done)):
+                                await waiting
+                            if keep_frames:
+                                frames.append(VideoFrame(done.t, done.faces))
+            except Exception as error:  # noqa: BLE001 - raised below as itself, not in an ExceptionGroup
+                failure = error
+                group.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+    finally:
+        # The producer is done or cancelled (the task group waited for it): the generator
+        # is not running, so closing it here closes the reader and removes the file.
+        located.close()
+        reader.close()
+    return VideoResult(reader.clip, frames, tracks.summaries())
+
+
+async def _ready_batches(receive):
+    """Batches of the located frames that are ready: wait for one, take what else is there."""
+    async for first in receive:
+        batch = [_checked(first)]
+        faces = len(batch[0].detections)
+        while len(batch) < BATCH_FRAMES and faces < BATCH_FACES:
+            try:
+                item = _checked(receive.receive_nowait())
+            except (anyio.WouldBlock, anyio.EndOfStream):
+                break
+            batch.append(item)
+            faces += len(item.detections)
+        yield batch
+
+
+def _checked(item) -> LocatedFrame:
+    if isinstance(item, BaseException):
+        raise item
+    return item
+
+
+class Videos:
+    """The pipeline (without a classifier), the model worker and the clip limits, for the endpoints.
+
+    slots: the photos' limiter (a frame being decoded and searched takes one, as a photo does).
+    """
+
+    def __init__(self, pipeline: EmotionPipeline, model: Callable[[np.ndarray], Awaitable[np.ndarray]],
+                 slots: anyio.CapacityLimiter, limits: VideoLimits):
+        self.pipeline, self.model, self.slots, self.limits = pipeline, model, slots, limits
+
+    async def open(self, video, fps=None, min_detection_confidence=None) -> tuple[VideoReader, float | None]:
+        """The fields checked, then the clip opened off the event loop (container, temporary
+        file, header): InputError for anything wrong."""
+        rate = check_fps(DEFAULT_FPS if fps is None else fps)
+        threshold = None if min_detection_confidence is None else confidence_threshold(min_detection_confidence)
+        reader = await anyio.to_thread.run_sync(VideoReader, video, rate, self.limits, limiter=self.slots)
+        return reader, threshold
+
+    async def analysed(self, video, fps=None, detect: bool = True, min_detection_confidence=None) -> dict:
+        """The answer of POST /emotion/video: EmotionPipeline.video's, as JSON."""
+        reader, threshold = await self.open(video, fps, min_detection_confidence)
+        result = await analyse(self.pipeline, reader, self.model, detect, threshold, limiter=self.slots)
+        return result.to_dict()
+
+    async def annotated(self, video, fps=None, detect: bool = True, min_detection_confidence=None) -> tuple[bytes, str]:
+        """The clip as WebM (VP8) with the faces drawn, written frame by frame in worker
+        threads; its bytes and media type."""
+        reader, threshold = await self.open(video, fps, min_detection_confidence)
+        with reader, temporary_file(".webm") as path:
+            clip = reader.clip
+            writer = WebmWriter(path, clip.analysed_fps, clip.width, clip.height)
+            try:
+                await analyse(self.pipeline, reader, self.model, detect, threshold, keep_images=True,
+                              limiter=self.slots, keep_frames=False,
+                              on_frame=lambda frame: anyio.to_thread.run_sync(writer.write, frame, limiter=self.slots))
+            finally:
+                with anyio.CancelScope(shield=True):  # released even when the client is gone
+                    await anyio.to_thread.run_sync(writer.close)
+            return path.read_bytes(), MEDIA_TYPE
