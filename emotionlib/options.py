@@ -111,6 +111,12 @@ class PipelineOptions:
         "in `emotionlib/detectors/models/`, Apache-2.0, see NOTICE there)"))
     detect_max_side: int = option(1280, low=64, high=16_384, help=(
         "images are downscaled to this longer side for detection (boxes are reported in the full image)"))
+    video_detect_max_side: int = option(640, low=64, high=16_384, help=(
+        "video frames are downscaled to this longer side when the whole frame is searched for faces (a 720p "
+        "frame at 640: faces from about 48 px; the photos' `EMOTION_DETECT_MAX_SIDE` does not apply to video)"))
+    video_detect_every_s: float = option(0.5, low=0.0, high=60.0, help=(
+        "seconds of video between searches of the whole frame; the frames in between are searched only around "
+        "the faces being tracked (`0`: every frame whole)"))
     max_faces_per_image: int = option(100, low=1, high=1000, old_names=("EMOTION_MAX_FACES",), help=(
         "faces returned per image (the largest), and most `boxes` per request"))
     min_detection_confidence: float = option(0.0, low=0.0, high=1.0, help=(

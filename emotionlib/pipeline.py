@@ -144,7 +144,7 @@ class EmotionPipeline:
         return out
 
     def locate(self, photo, detect: bool = True, boxes: Sequence | None = None,
-               min_detection_confidence=None, keep_image: bool = False) -> Located:
+               min_detection_confidence=None, keep_image: bool = False, detector=None) -> Located:
         """Everything a request needs before the classifier, decided here once.
 
         photo: JPEG/PNG bytes, or an RGB (or gray) uint8 array used as it is. boxes: classify
@@ -152,7 +152,9 @@ class EmotionPipeline:
         size, at most max_faces_per_image, inside the image). detect=False: the whole image is
         one face. min_detection_confidence (default: the options'): drop detected faces the
         detector scores lower; given boxes and detect=False are never dropped. keep_image:
-        also return the upright image. Bytes are decoded at reduced size when only detection
+        also return the upright image. detector: find the faces with this one instead of the
+        pipeline's own (same kind, so the crops are framed alike: a video's whole-frame or
+        tracked-face search, emotionlib/video/locate.py). Bytes are decoded at reduced size when only detection
         needs them (no boxes, no image kept): libjpeg's DCT scaling decodes 1/2, 1/4 or 1/8 of
         a large JPEG's pixels, detections are mapped back to the full image, and when a face
         is smaller than the classifier's input there, the photo is decoded again at full size
@@ -169,7 +171,8 @@ class EmotionPipeline:
             check_inside(given, picture.width, picture.height)
             found, framing = [Detection(box, None) for box in given], "none"
         elif detect:
-            found = [d for d in self.detect(picture.rgb, gray) if d.score is None or d.score >= threshold]
+            found = [d for d in (detector or self.detector).detect(picture.rgb, gray)
+                     if d.score is None or d.score >= threshold]
             framing = None
         else:
             found, framing = [Detection(Box(0, 0, gray.shape[1], gray.shape[0]), None)], "none"

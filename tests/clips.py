@@ -118,11 +118,11 @@ class Scenario:
         return np.clip(soft * ramp, 0, 255).astype(np.uint8)
 
 
-def three_people(seconds: float = 30.0, width: int = 1280, height: int = 720) -> Scenario:
+def three_people(seconds: float = 30.0, width: int = 1280, height: int = 720, face: int | None = None) -> Scenario:
     """A and B cross at 5 s (B in front, hiding A's face for about 1.5 s), C leaves at the
     right edge at 9.5 s and is back at 11.8 s; all keep moving. Times scale with ``seconds``
-    (designed at 30 s), the face is 1/6 of the frame's height."""
-    face = max(40, height // 6)
+    (designed at 30 s); the face is ``face`` pixels (default 1/6 of the frame's height)."""
+    face = face or max(40, height // 6)
     s = seconds / 30.0
     obama, biden = face_sprites()
     side = round(face * SPRITE_MARGIN)

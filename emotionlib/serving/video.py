@@ -23,8 +23,9 @@ import anyio
 import numpy as np
 
 from emotionlib.pipeline import EmotionPipeline, confidence_threshold
-from emotionlib.video.analysis import (BATCH_FACES, BATCH_FRAMES, FaceTracks, LocatedFrame, VideoFrame, VideoResult,
-                                       locate_frames, split, stack)
+from emotionlib.video.analysis import (BATCH_FACES, BATCH_FRAMES, FaceTracks, VideoFrame, VideoResult, locate_frames,
+                                       split, stack)
+from emotionlib.video.locate import LocatedFrame
 from emotionlib.video.annotate import MEDIA_TYPE, WebmWriter
 from emotionlib.video.reader import DEFAULT_FPS, VideoLimits, VideoReader, check_fps
 from emotionlib.video.tempfiles import temporary_file
@@ -38,8 +39,8 @@ async def analyse(pipeline: EmotionPipeline, reader: VideoReader, classify: Call
                   on_frame: Callable[[VideoFrame], object] | None = None, keep_frames: bool = True) -> VideoResult:
     """The clip's VideoResult (frames listed only when keep_frames). Raises what the reader
     or classify raise; the reader is closed on every way out."""
-    located = locate_frames(pipeline, reader.frames(), detect, min_confidence, keep_images)
-    tracks = FaceTracks(pipeline, reader.clip.width, reader.clip.height)
+    located = locate_frames(pipeline, reader, detect, min_confidence, keep_images)
+    tracks = FaceTracks(pipeline)
     frames: list[VideoFrame] = []
     send, receive = anyio.create_memory_object_stream(BATCH_FRAMES)
 

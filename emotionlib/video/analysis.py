@@ -4,11 +4,12 @@ The steps, each usable on its own (the service runs the first in a worker thread
 the batches to its model worker):
 
 1. ``locate_frames``: sampled frames (reader.py) -> ``LocatedFrame``s: the frame's time,
-   its detections and their uint8 crops (EmotionPipeline.locate, as for a photo).
+   its detections, their uint8 crops and track ids (locate.py: EmotionPipeline.locate, as
+   for a photo, with the whole frame or only the tracked faces' windows searched).
 2. ``batches``: located frames grouped so that the faces of several frames are classified
    in one call (``stack`` / ``split`` join and part their crops and probabilities).
-3. ``FaceTracks.add``: a located frame and its probabilities -> a ``VideoFrame`` whose
-   faces carry track ids (tracking.py), with each track's emotions added up.
+3. ``FaceTracks.add``: a located frame and its probabilities -> a ``VideoFrame`` (faces with
+   their track ids), with each track's emotions added up.
 
 ``VideoAnalysis`` runs them in-process: decoding and detection in a background thread, a
 few frames ahead, while the caller's thread classifies (OpenCV, FFmpeg and ONNX Runtime
@@ -25,9 +26,9 @@ from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 
-from emotionlib.geometry import Detection
+from emotionlib.video.locate import FrameLocator, LocatedFrame
 from emotionlib.video.reader import DEFAULT_FPS, ClipInfo, VideoLimits, VideoReader
-from emotionlib.video.tracking import Tracker, TrackStats, TrackSummary
+from emotionlib.video.tracking import TrackStats, TrackSummary
 
 # emotionlib.pipeline is not imported here: EmotionPipeline.video imports this module, and the
 # pipeline given is used through its methods (locate, faces, classify); "EmotionPipeline" and
@@ -71,22 +72,13 @@ class VideoResult:
                 "tracks": [t.to_dict() for t in self.tracks]}
 
 
-@dataclass
-class LocatedFrame:
-    """A frame ready for the classifier: time, detections, their uint8 (N, S, S) crops."""
-    t: float
-    detections: list[Detection]
-    pixels: np.ndarray
-    image: np.ndarray | None = None
-
-
-def locate_frames(pipeline: "EmotionPipeline", frames: Iterable[tuple[float, np.ndarray]], detect: bool = True,
-                  min_confidence=None, keep_images: bool = False) -> Iterator[LocatedFrame]:
-    """Faces found and cropped in each (t, rgb) frame by EmotionPipeline.locate, as for a
-    photo (min_confidence: its min_detection_confidence)."""
-    for t, rgb in frames:
-        located = pipeline.locate(rgb, detect, min_detection_confidence=min_confidence)
-        yield LocatedFrame(t, located.detections, located.pixels, rgb if keep_images else None)
+def locate_frames(pipeline: "EmotionPipeline", reader: VideoReader, detect: bool = True, min_confidence=None,
+                  keep_images: bool = False, max_gap_s: float = 3.0) -> Iterator[LocatedFrame]:
+    """The reader's frames with their faces found, cropped and tracked (locate.FrameLocator;
+    min_confidence: the min_detection_confidence)."""
+    locator = FrameLocator(pipeline, reader.clip.width, reader.clip.height, detect, min_confidence, max_gap_s)
+    for t, rgb in reader.frames():
+        yield locator.locate(t, rgb, keep_images)
 
 
 def batches(frames: Iterable[LocatedFrame], max_frames: int = BATCH_FRAMES,
@@ -121,17 +113,16 @@ def split(batch: list[LocatedFrame], probabilities) -> list[np.ndarray]:
 
 
 class FaceTracks:
-    """Classified frames of one clip, in time order -> VideoFrames with track ids; keeps
-    each track's running sums for the summary."""
+    """Classified frames of one clip, in time order -> VideoFrames; keeps each track's
+    running sums for the summary."""
 
-    def __init__(self, pipeline: "EmotionPipeline", width: int, height: int, max_gap_s: float = 3.0):
+    def __init__(self, pipeline: "EmotionPipeline"):
         self.pipeline = pipeline
-        self.tracker = Tracker(width, height, max_gap_s)
         self.stats = TrackStats()
 
     def add(self, frame: LocatedFrame, probabilities) -> VideoFrame:
         faces = self.pipeline.faces(frame.detections, probabilities)
-        ids = self.tracker.update(frame.t, [face.box for face in faces])
+        ids = frame.track_ids
         for face, track_id in zip(faces, ids):
             self.stats.add(track_id, frame.t, face.scores)
         return VideoFrame(frame.t, [TrackedFace(f, i) for f, i in zip(faces, ids)], frame.image)
@@ -207,8 +198,9 @@ class VideoAnalysis:
         self.min_confidence = min_detection_confidence
         self.pipeline, self.detect, self.keep_images = pipeline, detect, keep_images
         self.batch_frames, self.prefetch = max(1, int(batch_frames)), prefetch
+        self.max_gap_s = max_gap_s
         self.reader = VideoReader(source, fps, limits)
-        self.tracks_ = FaceTracks(pipeline, self.reader.clip.width, self.reader.clip.height, max_gap_s)
+        self.tracks_ = FaceTracks(pipeline)
         self._started = False
 
     @property
@@ -222,8 +214,8 @@ class VideoAnalysis:
         return self._frames()
 
     def _frames(self) -> Iterator[VideoFrame]:
-        located = locate_frames(self.pipeline, self.reader.frames(), self.detect, self.min_confidence,
-                                self.keep_images)
+        located = locate_frames(self.pipeline, self.reader, self.detect, self.min_confidence, self.keep_images,
+                                self.max_gap_s)
         if self.prefetch:
             located = prefetched(located, self.batch_frames)
         try:

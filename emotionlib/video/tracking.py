@@ -64,6 +64,16 @@ class Tracker:
         self.active: list[_Track] = []
         self.next_id = 1
 
+    def expected(self, t: float, seen_within_s: float) -> list[Box]:
+        """Where each track seen within ``seen_within_s`` before t is expected at time t: its
+        last box moved by its velocity (the centre kept inside the frame)."""
+        out = []
+        for track in self.active:
+            if t - track.t <= seen_within_s:
+                cx, cy = track.predicted(t, self.width, self.height)
+                out.append(Box(round(cx - track.box.w / 2), round(cy - track.box.h / 2), track.box.w, track.box.h))
+        return out
+
     def update(self, t: float, boxes: Sequence[Box]) -> list[int]:
         self.active = [tr for tr in self.active if t - tr.t <= self.max_gap_s]
         pairs = []
