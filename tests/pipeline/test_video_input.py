@@ -166,12 +166,15 @@ def test_video_settings_are_validated():
 
 def test_stale_files_of_dead_processes_are_removed(tmp_path):
     folder = tempfiles.folder()
-    dead = folder / f"{tempfiles.PREFIX}999999999-x.mp4"
-    alive = folder / f"{tempfiles.PREFIX}{os.getppid()}-y.mp4"
-    dead.write_bytes(b"x")
-    alive.write_bytes(b"y")
+    dead = folder / f"{tempfiles.PREFIX}999999999-5-x.mp4"
+    alive = folder / f"{tempfiles._owner(os.getppid())}y.mp4"
+    # a process that had our id before us (a restarted container numbers its processes alike)
+    reused = folder / f"{tempfiles.PREFIX}{os.getpid()}-1-z.mp4"
+    for path in (dead, alive, reused):
+        path.write_bytes(b"x")
     try:
-        assert tempfiles.remove_stale() >= 1
-        assert not dead.exists() and alive.exists()
+        with tempfiles.temporary_file(".mp4") as ours:
+            assert tempfiles.remove_stale() >= 2
+            assert not dead.exists() and not reused.exists() and alive.exists() and ours.exists()
     finally:
         alive.unlink()
