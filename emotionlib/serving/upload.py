@@ -6,18 +6,21 @@ endpoint is a new entry, not new code):
 1. Uploads in progress are counted apart from requests being processed: at most
    ``max_uploads`` bodies arrive at once, and all the bodies the worker holds (arriving or
    being processed) add up to at most ``max_bytes_in_progress`` (503 ``overloaded`` above
-   either, checked against Content-Length first, then as bytes arrive), and each must arrive
-   within ``timeout_s`` and at an average of at least ``min_bytes_per_s`` after the first
-   ``grace_s`` seconds (408 ``incomplete_upload`` otherwise). A client that trickles its
-   body therefore holds an upload place for seconds, never a processing slot.
-2. The body (at most ``max_bytes``, 413 above) is parsed in memory and checked against
-   the route's FormSpec (400 with a precise code).
+   either, checked against Content-Length first, then as bytes arrive; a spooled body counts
+   too: its temporary files may be in memory, and it holds them until its request ends), and
+   each must arrive within ``timeout_s`` and at an average of at least ``min_bytes_per_s``
+   after the first ``grace_s`` seconds (408 ``incomplete_upload`` otherwise). A client that
+   trickles its body therefore holds an upload place for seconds, never a processing slot.
+2. The body (at most ``max_bytes``, 413 above) is parsed in memory, or, for the route's
+   ``spool`` fields (videos), streamed into private temporary files (spool.py), and checked
+   against the route's FormSpec (400 with a precise code).
 3. Only then is a processing slot taken (``max_processing``; 503 ``overloaded`` when all
-   are busy) and the untouched body handed to BentoML. BentoML's own ``max_concurrency``
+   are busy) and the untouched body (a spooled form's: its text fields and a token per
+   file) handed to BentoML. BentoML's own ``max_concurrency``
    is not used: it counts a request from its first header, uploads included.
 
 Every rejection is an answer of emotionlib.serving.errors (the one JSON error shape).
-Uploaded bytes stay in memory:
+Photos stay in memory:
 ``patches.keep_uploads_in_memory`` stops starlette from spooling large parts to temporary files,
 and ``UploadedBytes`` (the handler's parameter type) hands a part to the handler as bytes,
 instead of BentoML's default for ``Path`` parameters (a copy in a temporary file).
@@ -25,11 +28,12 @@ instead of BentoML's default for ``Path`` parameters (a copy in a temporary file
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Annotated, Mapping
+from typing import Annotated, Callable, Mapping
 
 import anyio
 from pydantic import WrapValidator
@@ -38,6 +42,7 @@ from starlette.formparsers import MultiPartParser
 
 from emotionlib.errors import EmotionError, InputError
 from emotionlib.serving.errors import reject
+from emotionlib.serving.spool import SpoolingForm
 
 BOOL_VALUES = {"true": True, "1": True, "yes": True, "on": True,
                "false": False, "0": False, "no": False, "off": False}
@@ -53,12 +58,17 @@ class FormSpec:
     files: file field -> (fewest, most) parts; the first one is the main field, named in
     the ``missing_field`` message. bools: text fields that must be a boolean spelling.
     texts: other text fields, passed through for the handler to validate. max_bytes: this
-    route's body limit, when not UploadLimits.max_bytes.
+    route's body limit, when not UploadLimits.max_bytes. spool: file fields streamed into
+    private temporary files as they arrive (spool.py; the handler's parameter is
+    spool.UploadedFile) instead of read into memory. stop_when_gone: the handler is cancelled
+    when the client disconnects before the answer starts (long work for one client: a clip).
     """
     files: Mapping[str, tuple[int, int]]
     bools: frozenset[str] = frozenset()
     texts: frozenset[str] = frozenset()
     max_bytes: int | None = None
+    spool: frozenset[str] = frozenset()
+    stop_when_gone: bool = False
 
     @property
     def main(self) -> str:
@@ -173,30 +183,49 @@ class UploadGuard:
             self._after_request()
 
     async def _guarded(self, scope, receive, send, spec):
-        held = [0]  # this request's body bytes counted in self.body_bytes, until it ends
+        held = [0]  # this request's body bytes counted in self.body_bytes (in memory or spooled), until it ends
         try:
             return await self._admitted(scope, receive, send, spec, held)
         finally:
             self.body_bytes -= held[0]
 
     async def _admitted(self, scope, receive, send, spec, held):
-        try:
-            if self.uploading >= self.limits.max_uploads:
-                raise overloaded(f"{self.uploading} uploads in progress")
-            self.uploading += 1
+        # A spooled form's files live until the request's call returns (a task's: after it ran).
+        with contextlib.ExitStack() as stack:
             try:
-                body = await self._receive(scope, receive, spec.max_bytes or self.limits.max_bytes, held)
-            finally:
-                self.uploading -= 1
-            await check_form(scope, body, spec)
-            if self.processing >= self.limits.max_processing:
-                raise overloaded(f"{self.processing} requests in progress")
-        except EmotionError as error:
-            return await reject(error, scope, receive, send)
+                if self.uploading >= self.limits.max_uploads:
+                    raise overloaded(f"{self.uploading} uploads in progress")
+                self.uploading += 1
+                try:
+                    _check_media_type(scope)
+                    max_bytes = spec.max_bytes or self.limits.max_bytes
+                    if spec.spool:  # into private files as it arrives
+                        form = SpoolingForm(_media(scope)[1], spec.spool)
+                        stack.callback(form.close)
+                        await self._receive(scope, receive, max_bytes, held, form.write)
+                    else:  # into memory
+                        chunks: list[bytes] = []
+                        await self._receive(scope, receive, max_bytes, held, chunks.append)
+                        pending = [b"".join(chunks)]
+                        del chunks
+                finally:
+                    self.uploading -= 1
+                if spec.spool:
+                    _check_fields(form.form(), spec)
+                    body, content_type = form.finish()
+                    scope, pending = _forwarded(scope, content_type, len(body)), [body]
+                    del body
+                else:
+                    await check_form(scope, pending[0], spec)
+                if self.processing >= self.limits.max_processing:
+                    raise overloaded(f"{self.processing} requests in progress")
+            except EmotionError as error:
+                return await reject(error, scope, receive, send)
+            return await self._process(scope, receive, send, pending, spec.stop_when_gone)
 
-        pending = [body]
-        del body  # handed over once; BentoML's parse then holds the only copy
-
+    async def _process(self, scope, receive, send, pending: list[bytes], stop_when_gone: bool = False):
+        """The request on to the app with its body (handed over once: BentoML's parse then
+        holds the only copy), in a processing slot."""
         async def replay():
             if pending:
                 return {"type": "http.request", "body": pending.pop(), "more_body": False}
@@ -204,7 +233,9 @@ class UploadGuard:
 
         self.processing += 1
         try:
-            return await self.app(normalized(scope), replay, send)
+            if not stop_when_gone:
+                return await self.app(normalized(scope), replay, send)
+            return await _stopped_when_gone(self.app, normalized(scope), replay, receive, send)
         finally:
             self.processing -= 1
 
@@ -220,13 +251,10 @@ class UploadGuard:
         mib = max_bytes / (1024 * 1024)
         return InputError("upload_too_large", f"the upload is {size}; the limit is {mib:g} MiB")
 
-    async def _receive(self, scope, receive, max_bytes: int, held: list[int]) -> bytes:
+    async def _receive(self, scope, receive, max_bytes: int, held: list[int], consume: Callable[[bytes], None]) -> None:
+        """The body, chunk by chunk to ``consume``, within the limits (InputError otherwise); its
+        bytes counted in ``held`` and the worker's bodies in progress as they are promised or come."""
         headers = Headers(scope=scope)
-        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if media_type != "multipart/form-data":
-            raise InputError("unsupported_media_type",
-                             "send multipart/form-data with the photo as a file field "
-                             f"(got Content-Type {media_type[:60] or 'none'!r})")
         declared = headers.get("content-length")
         declared = declared.strip() if declared else ""
         if declared.isascii() and declared.isdigit():
@@ -235,7 +263,7 @@ class UploadGuard:
                                       max_bytes)
             self._hold(held, int(declared))  # the whole body's room, before any of it arrives
         limits, started = self.limits, time.monotonic()
-        chunks, size = [], 0
+        size = 0
         while True:
             # The average rate may not drop below the minimum once the grace time is over.
             allowed = min(limits.timeout_s, limits.grace_s + size / limits.min_bytes_per_s)
@@ -257,9 +285,66 @@ class UploadGuard:
                 raise self._too_large(f"over {max_bytes:,} bytes", max_bytes)
             if size > held[0]:  # more than declared (or nothing declared): count it as it comes
                 self._hold(held, size - held[0])
-            chunks.append(chunk)
+            consume(chunk)
             if not message.get("more_body", False):
-                return b"".join(chunks)
+                return
+
+
+async def _stopped_when_gone(app, scope, replay, receive, send) -> None:
+    """Run the app (its body from ``replay``), cancelled if the client disconnects
+    (``receive``, after the body) before its answer starts."""
+    answering, failure = False, None
+
+    async def watched_send(message):
+        nonlocal answering
+        answering = answering or message["type"] == "http.response.start"
+        await send(message)
+
+    async with anyio.create_task_group() as group:
+        async def watch():
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not answering:
+                group.cancel_scope.cancel()
+
+        async def run():
+            nonlocal failure
+            try:
+                await app(scope, replay, watched_send)
+            except Exception as error:  # noqa: BLE001 - raised below as itself, not in an ExceptionGroup
+                failure = error
+            group.cancel_scope.cancel()  # done: stop watching
+
+        group.start_soon(watch)
+        group.start_soon(run)
+    if failure is not None:
+        raise failure
+
+
+def _check_media_type(scope) -> None:
+    media_type = _media(scope)[0]
+    if media_type != "multipart/form-data":
+        raise InputError("unsupported_media_type", "send multipart/form-data with the photo or video as a file "
+                         f"field (got Content-Type {media_type[:60] or 'none'!r})")
+
+
+def _media(scope) -> tuple[str, str]:
+    """(media type in lower case, the whole Content-Type) of a request."""
+    value = Headers(scope=scope).get("content-type", "")
+    return value.split(";")[0].strip().lower(), value
+
+
+# Not passed on with a spooled form: BentoML keeps a task's request (its headers too) in its
+# result store, and the key and cookies have been checked by then.
+_NOT_FORWARDED = {b"authorization", b"cookie", b"content-type", b"content-length", b"transfer-encoding"}
+
+
+def _forwarded(scope, content_type: str, length: int):
+    """The scope of a spooled form's request as BentoML gets it: the new body's Content-Type and
+    Content-Length, without the credentials."""
+    headers = [(k, v) for k, v in scope["headers"] if k.lower() not in _NOT_FORWARDED]
+    headers += [(b"content-type", content_type.encode("latin-1")), (b"content-length", str(length).encode())]
+    return {**scope, "headers": headers}
 
 
 def normalized(scope):
