@@ -32,20 +32,20 @@ from emotionlib.serving import app  # noqa: E402
 from emotionlib.serving.batching import GreedyBatcher, QueueTimeout  # noqa: E402
 from emotionlib.serving.budget import MemoryBudget  # noqa: E402
 from emotionlib.serving.errors import answers_errors, refused  # noqa: E402
-from emotionlib.serving.fields import (BoxesField, ConfidenceField, FacesAnswer, FpsField,  # noqa: E402
+from emotionlib.serving.fields import (BoxesField, ConfidenceField, FacesAnswer, FpsField, VideoAnswer,  # noqa: E402
                                       annotated_response, parse_boxes, wants_json)
 from emotionlib.serving.metrics import metrics  # noqa: E402
 from emotionlib.serving.photos import ModelWorker, Photos  # noqa: E402
 from emotionlib.serving.readiness import ModelProbe  # noqa: E402
 from emotionlib.serving.settings import service_settings  # noqa: E402
+from emotionlib.serving.spool import UploadedFile  # noqa: E402
 from emotionlib.serving.upload import UploadedBytes  # noqa: E402
 from emotionlib.serving.video import Videos  # noqa: E402
 
 # Every EMOTION_* variable, checked once: a bad value stops the service here with one line.
 SETTINGS = service_settings()
 # Every library patch, once the library versions are checked (emotionlib/serving/patches.py).
-patches.apply(max_upload_bytes=max(SETTINGS.limits.max_upload_bytes, SETTINGS.limits.max_batch_upload_bytes,
-                                   SETTINGS.limits.max_video_bytes))
+patches.apply(max_upload_bytes=max(SETTINGS.limits.max_upload_bytes, SETTINGS.limits.max_batch_upload_bytes))
 logger = logging.getLogger("emotion")
 logger.setLevel(SETTINGS.service.log_level)
 EMOTION_MODEL = bentoml.models.BentoModel(SETTINGS.model.model_tag)
@@ -115,7 +115,9 @@ class EmotionAPI:
                             on_answer=self.model_probe.saw_answer)
         budget = MemoryBudget(SETTINGS.limits.max_image_memory_bytes)  # one per worker, for every endpoint
         self.photos = Photos(pipeline, model, SETTINGS.limits.max_decodes_in_progress, budget)
-        self.videos = Videos(pipeline, model, self.photos.slots, SETTINGS.limits.video_limits())
+        limits = SETTINGS.limits
+        self.videos = Videos(pipeline, model, self.photos.slots, limits.video_limits(), limits.video_limits(task=True),
+                             limits.max_videos_in_progress)
 
     @bentoml.on_startup
     async def start_model_probe(self) -> None:
@@ -172,22 +174,34 @@ class EmotionAPI:
 
     @bentoml.api(route="/emotion/video")
     @answers_errors
-    async def video(self, video: UploadedBytes, fps: FpsField = None, detect: bool = True,
-                    min_detection_confidence: ConfidenceField = None) -> dict:
-        """Every person's emotions over a clip (MP4, MOV, WebM, AVI or MKV): `clip` (duration,
-        frame rate, size, frames analysed), `frames` (each analysed frame's time `t` and its
-        faces as /emotion answers them, with a `track_id`), `tracks` (per person: first and
-        last time, frames seen, mean of each emotion, dominant emotion, share of frames)."""
+    async def video(self, video: UploadedFile, fps: FpsField = None, detect: bool = True,
+                    min_detection_confidence: ConfidenceField = None) -> VideoAnswer:
+        """Every person's emotions over a clip (MP4, MOV, WebM, AVI or MKV; up to
+        EMOTION_MAX_VIDEO_SECONDS, longer ones: /emotion/video/task): `clip` (duration, frame
+        rate, size, frames analysed), `frames` (each analysed frame's time `t` and its faces
+        as /emotion answers them, with a `track_id`), `tracks` (per person: first and last
+        time, frames seen, mean of each emotion, dominant emotion, share of frames)."""
         return await self.videos.analysed(video, fps, detect, min_detection_confidence)
 
     @bentoml.api(route="/emotion/video/annotate")
     @answers_errors
-    async def video_annotate(self, video: UploadedBytes, fps: FpsField = None, detect: bool = True,
+    async def video_annotate(self, video: UploadedFile, fps: FpsField = None, detect: bool = True,
                              min_detection_confidence: ConfidenceField = None) -> bytes:
         """The clip as WebM (VP8) at the analysed frame rate, each face boxed and labelled
         `#track emotion confidence`."""
         body, media_type = await self.videos.annotated(video, fps, detect, min_detection_confidence)
         return Response(body, media_type=media_type)
+
+    @bentoml.task(route="/emotion/video/task")
+    @answers_errors
+    async def video_task(self, video: UploadedFile, fps: FpsField = None, detect: bool = True,
+                         min_detection_confidence: ConfidenceField = None) -> VideoAnswer:
+        """A long clip (up to EMOTION_MAX_VIDEO_TASK_SECONDS) as a task: POST
+        /emotion/video/task/submit answers `{"task_id", "status"}`; GET
+        /emotion/video/task/status?task_id=... says `in_progress`, `completed` or `failed`;
+        GET /emotion/video/task/get?task_id=... gives what /emotion/video answers (or the
+        error). The clip is kept in a private temporary file only while its task runs."""
+        return await self.videos.analysed(video, fps, detect, min_detection_confidence, task=True)
 
 
 app.wrap(EmotionAPI, SETTINGS)  # errors shaped, API key, upload guard, GET /ui

@@ -55,10 +55,14 @@ def bundled_model_store():
 @pytest.fixture(scope="session")
 def client(bundled_model_store):
     """An HTTP client on the real ASGI app of EmotionAPI (model worker in-process)."""
+    from _bentoml_impl.tasks.result import Sqlite3Store
+    from bentoml._internal.configuration.containers import BentoMLContainer
     from starlette.testclient import TestClient
 
     from service import EmotionAPI
 
+    # the task result store, made as `bentoml serve` makes it before it starts the workers
+    Sqlite3Store.init_db(BentoMLContainer.result_store_file.get())
     with TestClient(app=EmotionAPI.to_asgi()) as test_client:
         yield test_client
 

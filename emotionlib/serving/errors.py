@@ -37,7 +37,7 @@ STATUS: dict[str, int] = {
     # the HTTP layer's: form fields, uploads, access
     "missing_field": 400, "unknown_field": 400, "not_a_file": 400, "too_many_files": 400,
     "malformed_multipart": 400, "malformed_http": 400, "unauthorized": 401, "forbidden": 403,
-    "incomplete_upload": 408, "upload_too_large": 413, "unsupported_media_type": 415,
+    "not_supported": 405, "incomplete_upload": 408, "upload_too_large": 413, "unsupported_media_type": 415,
     # not the client's fault: retry later
     "overloaded": 503, "model_timeout": 503, "model_busy": 503, "not_ready": 503,
 }

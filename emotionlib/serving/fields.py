@@ -64,6 +64,53 @@ FACE_SCHEMA = {
 }
 FacesAnswer = Annotated[list[dict], WithJsonSchema({"type": "array", "items": FACE_SCHEMA})]
 
+# The answer of /emotion/video (and of its task): VideoResult.to_dict(); documented here as
+# FACE_SCHEMA is (tests/serving/test_video_http.py checks answers against it).
+_EMOTION_NUMBERS = {"type": "object", "required": list(EMOTIONS), "additionalProperties": False,
+                    "properties": {name: {"type": "number", "minimum": 0, "maximum": 1} for name in EMOTIONS}}
+TRACKED_FACE_SCHEMA = {
+    **FACE_SCHEMA, "required": [*FACE_SCHEMA["required"], "track_id"],
+    "properties": {**FACE_SCHEMA["properties"], "track_id": {
+        "type": "integer", "minimum": 1, "description": "the person: the same id from frame to frame"}},
+}
+VIDEO_SCHEMA = {
+    "type": "object",
+    "required": ["clip", "frames", "tracks"],
+    "additionalProperties": False,
+    "properties": {
+        "clip": {"type": "object", "additionalProperties": False, "description": "the clip as read",
+                 "required": ["duration", "fps", "width", "height", "frames_analysed", "analysed_fps", "frame_count",
+                              "rotation", "container", "codec"],
+                 "properties": {
+                     "duration": {"type": ["number", "null"], "description": "seconds (decoded)"},
+                     "fps": {"type": "number", "description": "the clip's own frame rate (average)"},
+                     "width": {"type": "integer", "description": "upright frame width"},
+                     "height": {"type": "integer", "description": "upright frame height"},
+                     "frames_analysed": {"type": "integer"},
+                     "analysed_fps": {"type": "number", "description": "frames analysed per second of video"},
+                     "frame_count": {"type": ["integer", "null"], "description": "frames decoded"},
+                     "rotation": {"type": "integer", "description": "degrees the frames were turned (phone clips)"},
+                     "container": {"enum": ["mp4", "matroska", "avi"]},
+                     "codec": {"type": "string"}}},
+        "frames": {"type": "array", "description": "every analysed frame, in time order", "items": {
+            "type": "object", "required": ["t", "faces"], "additionalProperties": False,
+            "properties": {"t": {"type": "number", "minimum": 0, "description": "seconds into the clip"},
+                           "faces": {"type": "array", "items": TRACKED_FACE_SCHEMA}}}},
+        "tracks": {"type": "array", "description": "one per person", "items": {
+            "type": "object", "additionalProperties": False,
+            "required": ["track_id", "first_t", "last_t", "frames_seen", "dominant_emotion", "mean_scores",
+                         "frame_shares"],
+            "properties": {
+                "track_id": {"type": "integer", "minimum": 1},
+                "first_t": {"type": "number"}, "last_t": {"type": "number"},
+                "frames_seen": {"type": "integer", "minimum": 1},
+                "dominant_emotion": {"enum": list(EMOTIONS), "description": "highest mean score"},
+                "mean_scores": {**_EMOTION_NUMBERS, "description": "each emotion's mean score over the frames seen"},
+                "frame_shares": {**_EMOTION_NUMBERS, "description": "share of frames in which each was the top one"}}}},
+    },
+}
+VideoAnswer = Annotated[dict, WithJsonSchema(VIDEO_SCHEMA)]
+
 
 # --- /emotion/annotate's answer -----------------------------------------------------------------
 # The faces' JSON goes in the X-Emotion-Faces header for at most this many faces: 32 faces of

@@ -70,11 +70,22 @@ class Limits:
     upload_min_kib_s: float = option(16.0, above=0, high=1_000_000, help=(
         "... and at this average rate or faster once the grace time is over (408 `incomplete_upload` otherwise)"))
     upload_grace_s: float = option(5.0, low=0, high=50, help="seconds before the minimum upload rate applies")
-    max_video_mb: float = option(100.0, above=0, high=16_384, help="video file limit in MiB (413 `video_too_large`)")
-    max_video_seconds: float = option(600.0, above=0, high=86_400, help=(
-        "longest clip, in seconds of video (413 `video_too_long`)"))
+    max_video_mb: float = option(100.0, above=0, high=16_384, help=(
+        "video file limit in MiB (413 `upload_too_large` above); uploads are streamed into private temporary files, "
+        "so at most `EMOTION_MAX_UPLOADS_IN_PROGRESS` times this much disk"))
+    max_video_seconds: float = option(60.0, above=0, high=86_400, help=(
+        "longest clip `/emotion/video` and `/emotion/video/annotate` take, in seconds of video (413 "
+        "`video_too_long` above, naming the task endpoint)"))
+    max_video_frames: int = option(900, low=1, high=10_000_000, help=(
+        "most frames one synchronous request analyses (length times the analysed rate; 413 `video_too_long` "
+        "above, naming the task endpoint), so it ends within the 60 s request timeout"))
+    max_video_task_seconds: float = option(3600.0, above=0, high=86_400, help=(
+        "longest clip `/emotion/video/task/submit` takes"))
     max_video_pixels: int = option(DEFAULT_MAX_VIDEO_PIXELS, low=1, high=100_000_000, help=(
         "pixels per video frame (413 `frame_too_large`; default 3840x2160)"))
+    max_videos_in_progress: int = option(2, low=1, high=256, help=(
+        "clips analysed at once per worker: a synchronous request over it gets 503 `overloaded`, a task waits "
+        "for its turn"))
 
     def __post_init__(self):
         check_options(self)
@@ -99,9 +110,11 @@ class Limits:
     def max_video_bytes(self) -> int:
         return int(self.max_video_mb * 1024 * 1024)
 
-    def video_limits(self) -> VideoLimits:
-        """What the video reader accepts (emotionlib.video.reader.VideoLimits)."""
-        return VideoLimits(self.max_video_bytes, self.max_video_seconds, self.max_video_pixels)
+    def video_limits(self, task: bool = False) -> VideoLimits:
+        """What the video reader accepts from a synchronous request, or from a task."""
+        if task:
+            return VideoLimits(self.max_video_bytes, self.max_video_task_seconds, self.max_video_pixels)
+        return VideoLimits(self.max_video_bytes, self.max_video_seconds, self.max_video_pixels, self.max_video_frames)
 
 
 @dataclass(frozen=True)

@@ -16,19 +16,24 @@ current frame and closes the reader, which removes the temporary file.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 from typing import Awaitable, Callable
 
 import anyio
 import numpy as np
 
+from emotionlib.errors import EmotionError, InputError
 from emotionlib.pipeline import EmotionPipeline, confidence_threshold
 from emotionlib.video.analysis import (BATCH_FACES, BATCH_FRAMES, FaceTracks, VideoFrame, VideoResult, locate_frames,
                                        split, stack)
 from emotionlib.video.locate import LocatedFrame
 from emotionlib.video.annotate import MEDIA_TYPE, WebmWriter
 from emotionlib.video.reader import DEFAULT_FPS, VideoLimits, VideoReader, check_fps
-from emotionlib.video.tempfiles import temporary_file
+from emotionlib.video import tempfiles
+
+# The task endpoint of long clips (service.py): BentoML adds /submit, /status, /get to it.
+TASK_ROUTE = "/emotion/video/task"
 
 _END = object()
 
@@ -104,39 +109,75 @@ def _checked(item) -> LocatedFrame:
 class Videos:
     """The pipeline (without a classifier), the model worker and the clip limits, for the endpoints.
 
-    slots: the photos' limiter (a frame being decoded and searched takes one, as a photo does).
+    slots: the photos' limiter (a frame being decoded and searched takes one, as a photo
+    does). limits: synchronous requests'; task_limits: the task endpoint's.
+    max_in_progress: clips analysed at once (a synchronous request over it is refused, a
+    task waits). Files that a killed worker left are removed when this is made (at start).
     """
 
     def __init__(self, pipeline: EmotionPipeline, model: Callable[[np.ndarray], Awaitable[np.ndarray]],
-                 slots: anyio.CapacityLimiter, limits: VideoLimits):
-        self.pipeline, self.model, self.slots, self.limits = pipeline, model, slots, limits
+                 slots: anyio.CapacityLimiter, limits: VideoLimits, task_limits: VideoLimits, max_in_progress: int):
+        self.pipeline, self.model, self.slots = pipeline, model, slots
+        self.limits, self.task_limits = limits, task_limits
+        self.turns = anyio.CapacityLimiter(max_in_progress)
+        tempfiles.remove_stale()
 
-    async def open(self, video, fps=None, min_detection_confidence=None) -> tuple[VideoReader, float | None]:
-        """The fields checked, then the clip opened off the event loop (container, temporary
-        file, header): InputError for anything wrong."""
+    async def open(self, video, fps=None, min_detection_confidence=None,
+                   task: bool = False) -> tuple[VideoReader, float | None]:
+        """The fields checked, then the clip opened off the event loop (container, header):
+        InputError for anything wrong."""
         rate = check_fps(DEFAULT_FPS if fps is None else fps)
         threshold = None if min_detection_confidence is None else confidence_threshold(min_detection_confidence)
-        reader = await anyio.to_thread.run_sync(VideoReader, video, rate, self.limits, limiter=self.slots)
+        limits = self.task_limits if task else self.limits
+        reader = await anyio.to_thread.run_sync(VideoReader, video, rate, limits, limiter=self.slots)
         return reader, threshold
 
-    async def analysed(self, video, fps=None, detect: bool = True, min_detection_confidence=None) -> dict:
-        """The answer of POST /emotion/video: EmotionPipeline.video's, as JSON."""
-        reader, threshold = await self.open(video, fps, min_detection_confidence)
-        result = await analyse(self.pipeline, reader, self.model, detect, threshold, limiter=self.slots)
+    async def analysed(self, video, fps=None, detect: bool = True, min_detection_confidence=None,
+                       task: bool = False) -> dict:
+        """The answer of POST /emotion/video (and of its task): EmotionPipeline.video's, as JSON."""
+        async with self._turn(task):
+            reader, threshold = await self.open(video, fps, min_detection_confidence, task)
+            result = await analyse(self.pipeline, reader, self.model, detect, threshold, limiter=self.slots)
         return result.to_dict()
 
     async def annotated(self, video, fps=None, detect: bool = True, min_detection_confidence=None) -> tuple[bytes, str]:
         """The clip as WebM (VP8) with the faces drawn, written frame by frame in worker
         threads; its bytes and media type."""
-        reader, threshold = await self.open(video, fps, min_detection_confidence)
-        with reader, temporary_file(".webm") as path:
-            clip = reader.clip
-            writer = WebmWriter(path, clip.analysed_fps, clip.width, clip.height)
-            try:
-                await analyse(self.pipeline, reader, self.model, detect, threshold, keep_images=True,
-                              limiter=self.slots, keep_frames=False,
-                              on_frame=lambda frame: anyio.to_thread.run_sync(writer.write, frame, limiter=self.slots))
-            finally:
-                with anyio.CancelScope(shield=True):  # released even when the client is gone
-                    await anyio.to_thread.run_sync(writer.close)
-            return path.read_bytes(), MEDIA_TYPE
+        async with self._turn(False):
+            reader, threshold = await self.open(video, fps, min_detection_confidence)
+            with reader, tempfiles.temporary_file(".webm") as path:
+                clip = reader.clip
+                writer = WebmWriter(path, clip.analysed_fps, clip.width, clip.height)
+                try:
+                    await analyse(self.pipeline, reader, self.model, detect, threshold, keep_images=True,
+                                  limiter=self.slots, keep_frames=False,
+                                  on_frame=lambda frame: anyio.to_thread.run_sync(writer.write, frame,
+                                                                                  limiter=self.slots))
+                finally:
+                    with anyio.CancelScope(shield=True):  # released even when the client is gone
+                        await anyio.to_thread.run_sync(writer.close)
+                return path.read_bytes(), MEDIA_TYPE
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, task: bool):
+        """A clip's turn: a task waits for it; a synchronous request gets 503 ``overloaded``
+        when every turn is taken, and a clip too long for it 413 naming the task endpoint."""
+        if task:
+            async with self.turns:
+                yield
+            return
+        try:
+            self.turns.acquire_nowait()
+        except anyio.WouldBlock:
+            raise EmotionError("overloaded", f"{self.turns.borrowed_tokens} clips are being analysed; retry in a "
+                               f"moment, or submit the clip to POST {TASK_ROUTE}/submit") from None
+        try:
+            yield
+        except InputError as error:
+            if error.code != "video_too_long":
+                raise
+            raise InputError("video_too_long", f"{error.message} for this endpoint; POST {TASK_ROUTE}/submit "
+                             f"takes clips up to {self.task_limits.max_seconds:g} s (then GET "
+                             f"{TASK_ROUTE}/status and {TASK_ROUTE}/get with the task_id)") from None
+        finally:
+            self.turns.release()

@@ -50,11 +50,13 @@ TRUNCATED_SHARE = 0.9
 @dataclass(frozen=True)
 class VideoLimits:
     """What a clip may be: max_bytes (its file; None: any size), max_seconds (its length;
-    None: any a real clip has), max_pixels (per frame). The service sets them from its
+    None: any a real clip has), max_pixels (per frame), max_frames (frames analysed: its
+    length times the analysed rate; None: any). The service sets them from its
     EMOTION_MAX_VIDEO_* settings; in-process, only the frame size is bounded by default."""
     max_bytes: int | None = None
     max_seconds: float | None = None
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_frames: int | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,10 @@ class VideoReader:
                              f"{fps:g} per second: {duration / 86400:,.0f} days")
         if duration is not None and duration > self.max_seconds:
             raise self._too_long(duration)
+        if duration is not None and self.limits.max_frames is not None:
+            frames = min(frame_count, math.ceil(duration * min(self.requested_fps, fps) - 1e-6))
+            if frames > self.limits.max_frames:
+                raise self._too_many_frames(frames, duration, min(self.requested_fps, fps))
         analysed = min(self.requested_fps, fps)
         self._every_frame = self.requested_fps >= fps
         rotation = int(capture.get(cv2.CAP_PROP_ORIENTATION_META)) % 360
@@ -174,6 +180,10 @@ class VideoReader:
     def _too_long(self, seconds: float) -> InputError:
         return InputError("video_too_long", f"the video is {seconds:,.1f} s long (at least); "
                           f"the limit is {self.max_seconds:g} s")
+
+    def _too_many_frames(self, frames: int, seconds: float, fps: float) -> InputError:
+        return InputError("video_too_long", f"analysing {seconds:,.1f} s of video at {fps:g} frames per second is "
+                          f"{frames:,} frames (at least); the limit is {self.limits.max_frames:,} frames")
 
     def _undecodable(self, what: str) -> InputError:
         label = self.container.label
@@ -226,6 +236,8 @@ class VideoReader:
             if (bgr.shape[1], bgr.shape[0]) != (clip.width, clip.height):
                 clip = replace(clip, width=bgr.shape[1], height=bgr.shape[0])
             taken += 1
+            if self.limits.max_frames is not None and taken > self.limits.max_frames:
+                raise self._too_many_frames(taken, t, clip.analysed_fps)
             self.clip = clip = replace(clip, frames_analysed=taken)
             yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
         self._finish(decoded, last_t)

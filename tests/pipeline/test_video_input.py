@@ -129,6 +129,20 @@ def test_limits_are_413(made, limits, code):
     assert tempfiles.leftovers() == []
 
 
+def test_frames_to_analyse_are_limited_by_the_header_and_while_decoding(made):
+    """max_frames: the clip's length times the analysed rate (20 frames at 10 frames/s here)."""
+    with VideoReader(made["mp4"], fps=1000, limits=VideoLimits(max_frames=20)) as reader:
+        assert len(list(reader.frames())) == 20
+    error = _error(made["mp4"], VideoLimits(max_frames=19), fps=1000)
+    assert error.code == "video_too_long" and "20 frames" in error.message
+    with VideoReader(made["mp4"], fps=5, limits=VideoLimits(max_frames=10)) as reader:
+        assert len(list(reader.frames())) == 10
+    no_duration = matroska([video_track()], [(i * 100, jpeg(frame(i))) for i in range(30)])
+    error = _error(no_duration, VideoLimits(max_frames=12), fps=1000)
+    assert error.code == "video_too_long" and "13 frames" in error.message
+    assert tempfiles.leftovers() == []
+
+
 def test_a_clip_without_duration_is_stopped_at_the_limit_while_decoding():
     """No duration in the header (a live recording): the length is only known by decoding."""
     data = matroska([video_track()], [(i * 100, jpeg(frame(i))) for i in range(40)])
@@ -153,13 +167,17 @@ def test_fps_as_text(made):
 
 def test_video_settings_are_validated():
     settings = Settings.from_env({"EMOTION_MAX_VIDEO_MB": "250", "EMOTION_MAX_VIDEO_SECONDS": "30",
-                                  "EMOTION_MAX_VIDEO_PIXELS": "2073600"})
+                                  "EMOTION_MAX_VIDEO_PIXELS": "2073600", "EMOTION_MAX_VIDEO_FRAMES": "500",
+                                  "EMOTION_MAX_VIDEO_TASK_SECONDS": "1200", "EMOTION_MAX_VIDEOS_IN_PROGRESS": "3"})
     limits = settings.limits
     assert (limits.max_video_mb, limits.max_video_seconds, limits.max_video_pixels) == (250, 30, 1920 * 1080)
-    assert limits.video_limits() == VideoLimits(250 * 2**20, 30, 1920 * 1080)
+    assert limits.video_limits() == VideoLimits(250 * 2**20, 30, 1920 * 1080, 500)
+    assert limits.video_limits(task=True) == VideoLimits(250 * 2**20, 1200, 1920 * 1080, None)
+    assert limits.max_videos_in_progress == 3
     for name, value in [("EMOTION_MAX_VIDEO_MB", "0"), ("EMOTION_MAX_VIDEO_SECONDS", "-5"),
                         ("EMOTION_MAX_VIDEO_SECONDS", "100000"), ("EMOTION_MAX_VIDEO_PIXELS", "1.5"),
-                        ("EMOTION_MAX_VIDEO_PIXELS", "0")]:
+                        ("EMOTION_MAX_VIDEO_PIXELS", "0"), ("EMOTION_MAX_VIDEO_FRAMES", "0"),
+                        ("EMOTION_MAX_VIDEO_TASK_SECONDS", "0"), ("EMOTION_MAX_VIDEOS_IN_PROGRESS", "0")]:
         with pytest.raises(SettingsError, match=name):
             Settings.from_env({name: value})
 

@@ -95,7 +95,7 @@ def test_every_setting_is_defined_once_with_help_and_a_range():
 
     settings = list(every_setting())
     variables = [variable for _, variable, _, _ in settings]
-    assert len(variables) == len(set(variables)) == 32
+    assert len(variables) == len(set(variables)) == 37
     assert len(known_variables()) == len(variables) + sum(len(spec.old_names) for _, _, spec, _ in settings)
     for _, variable, spec, default in settings:
         assert spec.help and spec.describe(), variable

@@ -9,6 +9,7 @@ import pytest
 
 from emotionlib.video import tempfiles
 from tests.clips import identity_switches, three_people, write_clip
+from tests.helpers import error_of
 from tests.videofiles import avi_patch, cv2_clip, frame, jpeg, wav
 
 
@@ -80,3 +81,103 @@ def test_bad_video_requests_are_json_4xx(client, clip, tmp_path, data, form, sta
 def test_missing_or_wrong_field(client, clip):
     response = client.post("/emotion/video", files={"image": ("clip.mp4", clip, "video/mp4")})
     assert response.status_code == 400 and response.json()["code"] == "missing_field"
+
+
+def test_answer_matches_the_schema_in_the_openapi_document(client, clip):
+    import jsonschema
+
+    from emotionlib.serving.fields import VIDEO_SCHEMA
+
+    jsonschema.validate(post(client, clip, fps="2").json(), VIDEO_SCHEMA)
+    document = client.get("/docs.json").json()
+    for path in ("/emotion/video", "/emotion/video/task"):
+        answer = document["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert answer == VIDEO_SCHEMA
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory) -> bytes:
+    """61 s of small frames at 2 frames/s: over the synchronous endpoints' 60 s."""
+    return cv2_clip(tmp_path_factory.mktemp("long") / "long.mp4", frames=122, fps=2, width=64, height=48)
+
+
+def submit(client, data: bytes, **form):
+    response = client.post("/emotion/video/task/submit", files={"video": ("clip.mp4", data, "video/mp4")},
+                           data=form or None, headers={"Authorization": "Bearer a-key-the-store-must-not-keep"})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert set(body) == {"task_id", "status"}
+    return body["task_id"]
+
+
+def test_a_long_clip_is_refused_with_413_naming_the_task_endpoint_which_takes_it(client, long_clip):
+    for route in ("/emotion/video", "/emotion/video/annotate"):
+        body = error_of(post(client, long_clip, route), 413)
+        assert body["code"] == "video_too_long" and "POST /emotion/video/task/submit" in body["error"]
+    task_id = submit(client, long_clip, fps="1")
+    status = client.get("/emotion/video/task/status", params={"task_id": task_id}).json()
+    assert status["status"] == "completed" and status["task_id"] == task_id
+    answer = client.get("/emotion/video/task/get", params={"task_id": task_id})
+    assert answer.status_code == 200
+    assert answer.json()["clip"]["frames_analysed"] == 61 and answer.json()["clip"]["duration"] == pytest.approx(61)
+    assert tempfiles.leftovers() == []
+
+
+def test_too_many_frames_for_one_request_is_413_too(client, tmp_path):
+    data = cv2_clip(tmp_path / "fast.mp4", frames=1000, fps=25, width=32, height=24)  # 40 s, 1000 frames
+    assert post(client, data, fps="2").status_code == 200
+    body = error_of(post(client, data, fps="1000"), 413)
+    assert body["code"] == "video_too_long" and "1,000 frames" in body["error"] and "task/submit" in body["error"]
+
+
+def test_the_task_gives_what_the_endpoint_gives(client, clip):
+    task_id = submit(client, clip, fps="2", min_detection_confidence="0.5")
+    answer = client.get("/emotion/video/task/get", params={"task_id": task_id}).json()
+    assert answer == post(client, clip, fps="2", min_detection_confidence="0.5").json()
+
+
+def test_the_task_store_keeps_neither_the_clip_nor_the_key(client, clip, bundled_model_store):
+    """BentoML keeps each task's request in BENTOML_HOME/task_result.db, and rows of tasks
+    that never end are never deleted: what it keeps is the fields and a token, not the clip."""
+    import sqlite3
+    from pathlib import Path
+
+    task_id = submit(client, clip, fps="2")
+    with sqlite3.connect(Path(bundled_model_store) / "task_result.db") as db:
+        stored, status = db.execute("SELECT input, status FROM result WHERE task_id = ?", (task_id,)).fetchone()
+    assert status == "completed"
+    assert len(stored) < 2000, len(stored)
+    import base64
+    import json
+
+    request = json.loads(stored)
+    body = base64.b64decode(request["content"])
+    assert clip[2000:2064] not in body and clip[:64] not in body
+    assert b"a-key-the-store-must-not-keep" not in stored and b"authorization" not in stored.lower()
+    assert tempfiles.leftovers() == []
+
+
+@pytest.mark.parametrize("data, form, status, code", [
+    (b"hello", {}, 400, "not_a_video"),
+    (None, {"fps": "0"}, 400, "invalid_fps"),
+    ("codec", {}, 415, "unsupported_video_codec"),
+])
+def test_a_failed_task_keeps_its_json_error(client, clip, tmp_path, data, form, status, code):
+    if data is None:
+        data = clip
+    elif data == "codec":
+        data = avi_patch(cv2_clip(tmp_path / "a.avi", "MJPG"), fourcc=b"XXXX")
+    task_id = submit(client, data, **form)
+    assert client.get("/emotion/video/task/status", params={"task_id": task_id}).json()["status"] == "failed"
+    assert error_of(client.get("/emotion/video/task/get", params={"task_id": task_id}), status)["code"] == code
+    assert tempfiles.leftovers() == []
+
+
+def test_task_routes_without_a_clip_to_run_are_refused(client, clip):
+    task_id = submit(client, clip, fps="1")
+    for method, path in [("POST", "/emotion/video/task"), ("POST", "/emotion/video/task/retry"),
+                         ("PUT", "/emotion/video/task/cancel")]:
+        response = client.request(method, path, params={"task_id": task_id},
+                                  files={"video": ("clip.mp4", clip, "video/mp4")} if method == "POST" else None)
+        assert error_of(response, 405)["code"] == "not_supported"
+    assert client.get("/emotion/video/task/status", params={"task_id": "nope"}).status_code == 404
