@@ -1,10 +1,12 @@
 """GET /ui driven in a real headless Chromium (Debian's chromium + chromium-driver, which
-.ci/run installs): upload a photo, see the annotated image and one table row per face.
-Every request a page makes is recorded (Chrome's DevTools performance log): the pages the
-service serves, /ui and the API page at /, contact no host but the service.
+.ci/run installs): upload a photo, see the annotated image and one table row per face; upload
+a clip, see the annotated WebM play and a timeline per person. Every request a page makes is
+recorded (Chrome's DevTools performance log): the pages the service serves, /ui and the API
+page at /, contact no host but the service.
 
 The service is a real `bentoml serve` (conftest's `served`). A screenshot of the page is
-saved as a test artifact in test-artifacts/ui.png, and one per test,
+saved as a test artifact in test-artifacts/ui.png (the clip's: test-artifacts/ui-video.png,
+README's docs/ui-video.png), and one per test,
 pass or fail, as test-artifacts/<test name>.png. Without the browser the test skips
 with how to install it, except under CI=true, where it fails.
 """
@@ -186,3 +188,49 @@ def test_a_bad_file_shows_the_error(browser, served, tmp_path):
                                      == "error")
     assert "not a JPEG or PNG" in browser.find_element(By.ID, "status").text
     assert not browser.find_element(By.ID, "faces").is_displayed()
+
+
+def test_a_clip_plays_annotated_with_a_timeline_per_person(browser, served, tmp_path):
+    """The three-person clip (tests/clips.py): the annotated WebM plays in the page, and each
+    person of /emotion/video's answer gets a timeline of the six scores."""
+    import time
+
+    import httpx
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.clips import three_people, write_clip
+
+    path = tmp_path / "three.mp4"
+    write_clip(three_people(30.0, 640, 360), path, fps=4)
+    expected = httpx.post(f"{served.url}/emotion/video", files={"video": ("three.mp4", path.read_bytes())},
+                          timeout=120).json()
+    assert len(expected["tracks"]) == 3
+    browser.get(f"{served.url}/ui")
+    browser.find_element(By.ID, "file").send_keys(str(path))
+    WebDriverWait(browser, 180).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+                                      in ("done", "error"))
+    status = browser.find_element(By.ID, "status").text
+    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-state") == "done", status
+    assert "3 people" in status
+
+    video = browser.find_element(By.ID, "annotated-video")
+    assert video.is_displayed() and video.get_attribute("src").startswith("blob:")
+    WebDriverWait(browser, 60).until(lambda d: d.execute_script("return arguments[0].readyState", video) >= 2)
+    state = browser.execute_script("const v = arguments[0]; return [v.error, v.videoWidth, v.videoHeight, v.duration]",
+                                   video)
+    assert state[0] is None and state[1:3] == [640, 360] and abs(state[3] - 30.0) < 0.6, state
+    browser.execute_script("arguments[0].play()", video)
+    time.sleep(1.5)
+    assert browser.execute_script("return arguments[0].currentTime", video) > 0.3  # it plays
+
+    timelines = browser.find_elements(By.CSS_SELECTOR, "#timelines .timeline")
+    assert [int(t.get_attribute("data-track")) for t in timelines] == [t["track_id"] for t in expected["tracks"]]
+    for box, track in zip(timelines, expected["tracks"]):
+        lines = box.find_elements(By.CSS_SELECTOR, "polyline.score-line")
+        assert len(lines) == len(EMOTIONS)
+        assert all(len(line.get_attribute("points").split()) == track["frames_seen"] for line in lines)
+        assert track["dominant_emotion"] in box.find_element(By.TAG_NAME, "h3").text
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert all(entry.startswith((served.url, "blob:")) for entry in loaded), loaded
+    save_full_page(browser, ARTIFACTS / "ui-video.png")
