@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 
 from emotionlib.errors import InputError
@@ -12,66 +11,12 @@ from emotionlib.serving.errors import error_body, status_of
 from emotionlib.serving.settings import Limits, Settings, SettingsError
 from emotionlib.video import tempfiles
 from emotionlib.video.reader import VideoLimits, VideoReader
-from tests.videofiles import (audio_track, avi_patch, cv2_clip, element, frame, jpeg, matroska, mjpeg_matroska, mp3,
-                              video_track, wav)
-
-RNG = np.random.default_rng(17)
+from tests.videofiles import CASES, frame, jpeg, made_clips, matroska, video_track
 
 
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
-    """Clips written with cv2.VideoWriter: 20 frames of 160x120 at 10 frames/s."""
-    folder = tmp_path_factory.mktemp("made")
-    return {"mp4": cv2_clip(folder / "a.mp4"), "avi": cv2_clip(folder / "a.avi", "MJPG"),
-            "webm": cv2_clip(folder / "a.webm", "VP80"), "mp4_empty": cv2_clip(folder / "e.mp4", frames=0),
-            "avi_empty": cv2_clip(folder / "e.avi", "MJPG", frames=0)}
-
-
-def _png() -> bytes:
-    import cv2
-
-    return cv2.imencode(".png", frame(0))[1].tobytes()
-
-
-# name -> (bytes, or a function of the made clips, expected status, expected code)
-CASES = {
-    "empty": (b"", 400, "empty_file"),
-    "text": (b"just some text, not a video\n" * 3, 400, "not_a_video"),
-    "html": (b"<!DOCTYPE html><html><body>hi</body></html>", 400, "not_a_video"),
-    "pdf": (b"%PDF-1.7\n" + bytes(200), 400, "not_a_video"),
-    "zip": (b"PK\x03\x04" + bytes(200), 400, "not_a_video"),
-    "random bytes": (RNG.integers(0, 256, 4000, dtype=np.uint8).tobytes(), 400, "not_a_video"),
-    "jpeg photo": (jpeg(frame(0)), 415, "unsupported_video_type"),
-    "png image": (_png(), 415, "unsupported_video_type"),
-    "gif": (b"GIF89a" + bytes(100), 415, "unsupported_video_type"),
-    "heic image": (b"\x00\x00\x00\x18ftypheic" + bytes(100), 415, "unsupported_video_type"),
-    "mpeg-ts": ((b"\x47" + bytes(187)) * 4, 415, "unsupported_video_type"),
-    "flv": (b"FLV\x01\x05" + bytes(100), 415, "unsupported_video_type"),
-    "wav audio": (wav(), 415, "audio_only"),
-    "mp3 audio": (mp3(), 415, "audio_only"),
-    "m4a audio": (b"\x00\x00\x00\x18ftypM4A \x00\x00\x00\x00M4A mp42" + b"\x00\x00\x00\x08free", 415, "audio_only"),
-    "matroska audio only": (matroska([audio_track()], [(i * 100, bytes(1600)) for i in range(5)]), 415, "audio_only"),
-    "matroska without tracks": (matroska(None, []), 400, "no_video_track"),
-    "matroska zero frames": (matroska([video_track()], []), 400, "no_frames"),
-    "mp4 zero frames": (lambda m: m["mp4_empty"], 400, "no_video_track"),
-    "avi zero frames": (lambda m: m["avi_empty"], 400, "no_frames"),
-    "mp4 truncated": (lambda m: m["mp4"][:len(m["mp4"]) // 2], 400, "truncated_video"),
-    "mp4 cut in its header": (lambda m: m["mp4"][:20], 400, "truncated_video"),
-    "avi truncated": (lambda m: m["avi"][:len(m["avi"]) // 2], 400, "truncated_video"),
-    "webm truncated": (lambda m: m["webm"][:len(m["webm"]) // 2], 400, "truncated_video"),
-    "matroska header only": (lambda m: m["webm"][:40], 400, "truncated_video"),
-    "mp4 garbage boxes": (b"\x00\x00\x00\x18ftypisom" + RNG.integers(0, 256, 2000, dtype=np.uint8).tobytes(),
-                          400, "corrupt_video"),
-    "matroska garbage after its header": (element("1A45DFA3", [element("4282", "matroska")])
-                                          + RNG.integers(0, 256, 500, dtype=np.uint8).tobytes(), 400, "corrupt_video"),
-    "matroska unknown codec": (mjpeg_matroska([0, 40, 80], codec="V_NOPE"), 415, "unsupported_video_codec"),
-    "avi unknown codec": (lambda m: avi_patch(m["avi"], fourcc=b"XXXX"), 415, "unsupported_video_codec"),
-    "avi frames not its codec": (lambda m: avi_patch(m["avi"], fourcc=b"H264"), 400, "corrupt_video"),
-    "avi 1e9 frames/s": (lambda m: avi_patch(m["avi"], rate=1_000_000_000, scale=1), 400, "invalid_frame_rate"),
-    "avi 1 frame per 1000 s": (lambda m: avi_patch(m["avi"], rate=1, scale=1000), 400, "invalid_frame_rate"),
-    "matroska 1 ns frames": (mjpeg_matroska(list(range(10)), default_duration_ns=1), 400, "invalid_frame_rate"),
-    "avi 2^31 frames": (lambda m: avi_patch(m["avi"], length=2**31 - 1), 400, "invalid_frame_count"),
-}
+    return made_clips(tmp_path_factory.mktemp("made"))
 
 
 def _data(case, made) -> bytes:

@@ -45,10 +45,11 @@ def test_between_whole_frame_searches_only_the_tracked_faces_are_searched(store,
     assert sum(len(frame.detections) for frame in located if not frame.whole_frame) > 300
 
 
-def test_every_frame_finds_what_whole_frame_search_finds_with_no_identity_switch(store, clip):
+@pytest.mark.parametrize("detector", ["haar", "yunet"])
+def test_every_frame_finds_what_whole_frame_search_finds_with_no_identity_switch(store, clip, detector):
     scenario = three_people(12.0, 1280, 720)
-    tracked = pipeline().video(clip, fps=1000)
-    whole = pipeline(video_detect_every_s=0).video(clip, fps=1000)
+    tracked = pipeline(detector=detector).video(clip, fps=1000)
+    whole = pipeline(detector=detector, video_detect_every_s=0).video(clip, fps=1000)
     a, b = identity_switches(tracked.frames, scenario), identity_switches(whole.frames, scenario)
     assert a.id_switches == b.id_switches == 0 and len(tracked.tracks) == len(whole.tracks) == 3
     assert a.matched >= 0.98 * b.matched and a.unmatched <= b.unmatched + 2, (a, b)

@@ -10,7 +10,7 @@ import pytest
 from emotionlib.video import tempfiles
 from tests.clips import identity_switches, three_people, write_clip
 from tests.helpers import error_of
-from tests.videofiles import avi_patch, cv2_clip, frame, jpeg, wav
+from tests.videofiles import CASES, avi_patch, cv2_clip, frame, jpeg, made_clips, wav
 
 
 @pytest.fixture(scope="module")
@@ -181,3 +181,19 @@ def test_task_routes_without_a_clip_to_run_are_refused(client, clip):
                                   files={"video": ("clip.mp4", clip, "video/mp4")} if method == "POST" else None)
         assert error_of(response, 405)["code"] == "not_supported"
     assert client.get("/emotion/video/task/status", params={"task_id": "nope"}).status_code == 404
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    return made_clips(tmp_path_factory.mktemp("made"))
+
+
+def test_every_kind_of_bad_video_is_its_json_4xx_over_http(client, made):
+    """The 33 kinds of tests/pipeline/test_video_input.py, uploaded: each its status and code
+    in the JSON shape, none a 5xx, no temporary file left."""
+    assert len(CASES) >= 20
+    for name, (data, status, code) in CASES.items():
+        data = data(made) if callable(data) else data
+        body = error_of(post(client, data), status)
+        assert body["code"] == code, (name, body)
+    assert tempfiles.leftovers() == []
