@@ -1,10 +1,12 @@
-"""Face emotion recognition: POST a photo to /emotion, get every face with its emotion.
+"""Face emotion recognition: POST a photo to /emotion, get every face with its emotion; POST a
+clip to /emotion/video (long ones: the task /emotion/video/task), get every person's over time.
 
 Two BentoML services: EmotionAPI (HTTP on port 9000: the face pipeline, emotionlib.EmotionPipeline,
 up to the faces' crops) and EmotionModel (the classifier on ONNX Runtime behind a greedy batcher,
 so faces from concurrent requests share one forward pass; crops travel as uint8 48x48). The
-endpoints parse their fields, call the pipeline, and answers_errors turns its errors into JSON
-answers; the rest of HTTP (settings, limits, errors, library patches) is in emotionlib/serving/.
+endpoints parse their fields, call the pipeline (photos.py, video.py), and answers_errors turns
+its errors into JSON answers; the rest of HTTP (settings, limits, uploads, errors, library
+patches) is in emotionlib/serving/.
 """
 from __future__ import annotations
 
