@@ -211,7 +211,7 @@ class VideoReader:
         capture, clip = self._capture, self.clip
         step = 1.0 / clip.fps
         # A lying header cannot make decoding run on: at most this many frames are read.
-        max_frames = int(self.max_seconds * clip.fps * 2) + 100
+        max_decoded = int(self.max_seconds * clip.fps * 2) + 100
         decoded, taken, last_slot, t, last_t = 0, 0, -1, 0.0, None
         while capture.grab():
             decoded += 1
@@ -220,7 +220,7 @@ class VideoReader:
             t = stamp if math.isfinite(stamp) and (last_t is None or stamp >= last_t) else \
                 (0.0 if last_t is None else last_t + step)
             last_t = t
-            if t > self.max_seconds + step or decoded > max_frames:
+            if t > self.max_seconds + step or decoded > max_decoded:
                 raise self._too_long(max(t, decoded / clip.fps))
             if not self._every_frame:
                 slot = math.floor(t * clip.analysed_fps + 1e-6)
