@@ -100,7 +100,12 @@ class Served:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = Path(log_path)
-        self.process = start_server(self.port, self.log_path, {"BENTOML_HOME": str(home), **(env or {})})
+        # A task store of its own (BentoML's BENTOML_RESULT_STORE; default BENTOML_HOME/task_result.db):
+        # `bentoml serve` deletes and re-creates it as it starts, which breaks another server's
+        # open store on the same home (sqlite: disk I/O error), as docs/video.md says.
+        store = str(self.log_path.with_name(f"task_result-{self.port}.db"))
+        self.process = start_server(self.port, self.log_path, {"BENTOML_HOME": str(home),
+                                                               "BENTOML_RESULT_STORE": store, **(env or {})})
 
     def wait_ready(self, seconds: float = 180) -> None:
         if not wait_ready(self.url, seconds, alive=lambda: self.process.poll() is None):
