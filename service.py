@@ -119,7 +119,7 @@ class EmotionAPI:
         self.photos = Photos(pipeline, model, SETTINGS.limits.max_decodes_in_progress, budget)
         limits = SETTINGS.limits
         self.videos = Videos(pipeline, model, self.photos.slots, limits.video_limits(), limits.video_limits(task=True),
-                             limits.max_videos_in_progress)
+                             limits.max_videos_in_progress, budget)
 
     @bentoml.on_startup
     async def start_model_probe(self) -> None:

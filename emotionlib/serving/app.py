@@ -31,8 +31,6 @@ def release_memory_when_idle() -> None:
     logger.debug("idle for 1 s: memory released in %.0f ms", 1000 * (time.perf_counter() - started))
 
 
-# Room for the text fields and the multipart framing besides a video of EMOTION_MAX_VIDEO_MB.
-FORM_FIELDS_BYTES = 64 * 1024
 # What BentoML adds for a task that the video task does not offer: (method, path) -> the answer.
 REFUSED = {
     ("POST", TASK_ROUTE): EmotionError("not_supported", f"{TASK_ROUTE} runs as a task: POST {TASK_ROUTE}/submit, then "
@@ -66,7 +64,7 @@ def wrap(service, settings) -> None:
     # a clip is streamed into a private file as it arrives (spool.py), never held in memory
     video_form = FormSpec(files={"video": (1, 1)}, bools=frozenset({"detect"}),
                           texts=frozenset({"fps", "min_detection_confidence"}),
-                          max_bytes=limits.max_video_bytes + FORM_FIELDS_BYTES, spool=frozenset({"video"}))
+                          max_bytes=limits.max_video_upload_bytes, spool=frozenset({"video"}))
     # a synchronous clip's work stops when its client is gone; a task's goes on
     video_now = dataclasses.replace(video_form, stop_when_gone=True)
     service.add_asgi_middleware(ErrorShape)
@@ -75,8 +73,8 @@ def wrap(service, settings) -> None:
     # idle_delay_s: the release stalls the event loop, so it waits for a quiet second.
     service.add_asgi_middleware(UploadGuard, limits=UploadLimits.from_settings(limits),
                                 routes={**ROUTES, "/emotion/batch": batch_form, "/emotion/video": video_now,
-                                        "/emotion/video/annotate": video_now, f"{TASK_ROUTE}/submit": video_form}, on_idle=release_memory_when_idle,
-                                idle_delay_s=1.0)
+                                        "/emotion/video/annotate": video_now, f"{TASK_ROUTE}/submit": video_form},
+                                on_idle=release_memory_when_idle, idle_delay_s=1.0)
     # The page to try the API in a browser (static files, no external assets).
     service.mount_asgi_app(StaticFiles(directory=UI, html=True), path="/ui")
     # The API page at / and /docs.json, without BentoML's third-party requests.

@@ -13,6 +13,15 @@ decoded pixels held by one worker never pass EMOTION_MAX_IMAGE_MEMORY_MB, whatev
 endpoints, the photos' shapes and the number of requests; the settings check that one photo
 of EMOTION_MAX_IMAGE_PIXELS fits on its own.
 
+A clip (emotionlib/serving/video.py) is decoded and searched one frame at a time and holds only
+the frames in flight, never the clip, so it reserves once, from its header's frame size, what
+its frames in flight take (``clip_bytes_needed``), for as long as it is analysed; a frame larger
+than the header said (a resolution change) grows the reservation before the next frame. A task
+waits for room as long as it takes (it already waits its turn); an annotated clip whose frames
+need more than the whole budget (4K at the defaults) is refused with 413 ``frame_too_large``
+(VP8 takes about 0.35 s per 720p frame here: such a WebM would rarely be written within the
+60 s request timeout anyway).
+
 The event loop is the only place the budget changes; a release from another thread (a
 garbage-collected answer) is handed to it.
 """
@@ -48,10 +57,32 @@ FIXED_BYTES = 8 * MIB
 WAIT_S = 30.0
 
 
+# A clip in progress, per pixel of its frame (measured by tests/serving/test_budget.py on MPEG-4
+# clips of 640x360 to 1920x1080, through the endpoints' own code):
+# - "clip" (/emotion/video and the task): FFmpeg's decoded and reference frames, the frame's BGR
+#   and RGB copies and its search (EMOTION_VIDEO_DETECT_MAX_SIDE: the detection share above):
+#   20-28 bytes per pixel.
+# - "clip_annotate": the same, the frames waiting to be drawn and written (up to two batches of
+#   BATCH_FRAMES: the producer decodes on while the slower VP8 encoder writes), their drawn
+#   copies, and libvpx's own frames and contexts: about 126 bytes per pixel and 40 MiB whatever
+#   the size (360p to 1080p).
+CLIP_BYTES_PER_PIXEL = {"clip": 22, "clip_annotate": 128}
+CLIP_FIXED_BYTES = {"clip": 0, "clip_annotate": 48 * MIB}
+
+
 def bytes_needed(width: int, height: int, use: str, detect_max_side: int) -> int:
     """The reservation of a width x height photo used for ``use`` (a key of BYTES_PER_PIXEL)."""
     pixels = width * height
     return pixels * BYTES_PER_PIXEL[use] + min(pixels, detect_max_side ** 2) * DETECTION_BYTES_PER_PIXEL + FIXED_BYTES
+
+
+def clip_bytes_needed(width: int, height: int, annotate: bool, detect_max_side: int) -> int:
+    """The reservation of a clip in progress with width x height frames (its frames in flight);
+    detect_max_side: EMOTION_VIDEO_DETECT_MAX_SIDE."""
+    use = "clip_annotate" if annotate else "clip"
+    pixels = width * height
+    return (pixels * CLIP_BYTES_PER_PIXEL[use] + min(pixels, detect_max_side ** 2) * DETECTION_BYTES_PER_PIXEL
+            + FIXED_BYTES + CLIP_FIXED_BYTES[use])
 
 
 @dataclass(eq=False)
@@ -88,10 +119,12 @@ class MemoryBudget:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
 
-    async def reserve(self, nbytes: int, what: str = "a photo") -> Reservation:
+    async def reserve(self, nbytes: int, what: str = "a photo", wait_s: float | None = None) -> Reservation:
         """A reservation of nbytes, once it fits (first come, first served); EmotionError
-        ``overloaded`` after wait_s. nbytes above the capacity is a caller's bug (ValueError):
-        the settings make every allowed photo fit."""
+        ``overloaded`` after wait_s (default: the budget's; math.inf: as long as it takes).
+        nbytes above the capacity is a caller's bug (ValueError): the settings make every
+        allowed photo fit."""
+        wait_s = self.wait_s if wait_s is None else wait_s
         if nbytes > self.capacity:
             raise ValueError(f"{what} needs {nbytes:,} bytes, more than the whole budget of {self.capacity:,}")
         if self._loop is None:
@@ -102,7 +135,7 @@ class MemoryBudget:
         turn = (nbytes, anyio.Event())
         self._waiting.append(turn)
         try:
-            with anyio.fail_after(self.wait_s):
+            with anyio.fail_after(wait_s):
                 await turn[1].wait()
         except BaseException as error:
             if turn[1].is_set():  # admitted just as it was cancelled: give it back
@@ -112,7 +145,7 @@ class MemoryBudget:
                 self._admit()  # the next one may fit now
             if isinstance(error, TimeoutError):
                 raise EmotionError("overloaded", f"the server is busy (memory for decoded images: {what} needs "
-                                   f"{nbytes / MIB:,.0f} MiB and waited {self.wait_s:g} s); retry in a moment") \
+                                   f"{nbytes / MIB:,.0f} MiB and waited {wait_s:g} s); retry in a moment") \
                     from None
             raise
         return Reservation(self, nbytes)

@@ -32,6 +32,8 @@ from emotionlib.video.reader import DEFAULT_MAX_PIXELS as DEFAULT_MAX_VIDEO_PIXE
 from emotionlib.video.reader import VideoLimits
 
 ENV_PREFIX = "EMOTION_"
+# Room for the text fields and the multipart framing besides a video of EMOTION_MAX_VIDEO_MB.
+FORM_FIELDS_BYTES = 64 * 1024
 
 
 class SettingsError(ValueError):
@@ -60,10 +62,12 @@ class Limits:
         "memory for the decoded images of the requests in progress per worker, in MiB: each photo reserves "
         "`width x height x 9` bytes (`x 10` for `/emotion/annotate`) plus up to 17 MiB from its header before it "
         "is decoded, until its pixels are gone; a photo waits up to 30 s for room, then 503 `overloaded`. One image "
-        "of `EMOTION_MAX_IMAGE_PIXELS` must fit (494 MiB at the default)"))
+        "of `EMOTION_MAX_IMAGE_PIXELS` must fit (494 MiB at the default). A clip reserves its frames in flight while "
+        "it is analysed: `width x height x 22` bytes of its frame (`x 128` + 48 MiB for `/emotion/video/annotate`, "
+        "413 `frame_too_large` if that is more than the whole budget) plus up to 10 MiB"))
     max_upload_mb_in_progress: float = option(256.0, above=0, high=1_048_576, help=(
-        "request bodies held at once per worker, arriving or being processed, in MiB (503 `overloaded` above); "
-        "at least `EMOTION_MAX_BATCH_UPLOAD_MB`"))
+        "request bodies held at once per worker, arriving or being processed, in MiB, clips in their temporary "
+        "files too (503 `overloaded` above); at least `EMOTION_MAX_BATCH_UPLOAD_MB` and `EMOTION_MAX_VIDEO_MB`"))
     # below the 60 s request timeout of the service (service.py), so a slow upload gets 408
     upload_timeout_s: float = option(30.0, above=0, high=50, help=(
         "the whole body must arrive within this many seconds (at most 50: below the 60 s request timeout)"))
@@ -72,7 +76,7 @@ class Limits:
     upload_grace_s: float = option(5.0, low=0, high=50, help="seconds before the minimum upload rate applies")
     max_video_mb: float = option(100.0, above=0, high=16_384, help=(
         "video file limit in MiB (413 `upload_too_large` above); uploads are streamed into private temporary files, "
-        "so at most `EMOTION_MAX_UPLOADS_IN_PROGRESS` times this much disk"))
+        "counted in `EMOTION_MAX_UPLOAD_MB_IN_PROGRESS` (so at most that much disk)"))
     max_video_seconds: float = option(60.0, above=0, high=86_400, help=(
         "longest clip `/emotion/video` and `/emotion/video/annotate` take, in seconds of video (413 "
         "`video_too_long` above, naming the task endpoint)"))
@@ -109,6 +113,11 @@ class Limits:
     @property
     def max_video_bytes(self) -> int:
         return int(self.max_video_mb * 1024 * 1024)
+
+    @property
+    def max_video_upload_bytes(self) -> int:
+        """The body limit of the video routes: a clip of max_video_bytes and its form fields."""
+        return self.max_video_bytes + FORM_FIELDS_BYTES
 
     def video_limits(self, task: bool = False) -> VideoLimits:
         """What the video reader accepts from a synchronous request, or from a task."""
@@ -180,7 +189,7 @@ class Settings:
 
     def __post_init__(self):
         """The settings that must agree with each other (SettingsError naming them)."""
-        from emotionlib.serving.budget import MIB, bytes_needed
+        from emotionlib.serving.budget import MIB, bytes_needed, clip_bytes_needed
 
         limits, pixels = self.limits, self.detection.max_image_pixels
         largest = max(bytes_needed(pixels, 1, use, self.detection.detect_max_side) for use in ("faces", "annotate"))
@@ -188,11 +197,16 @@ class Settings:
             raise SettingsError(f"EMOTION_MAX_IMAGE_MEMORY_MB={limits.max_image_memory_mb:g} is too small for one "
                                 f"image of EMOTION_MAX_IMAGE_PIXELS={pixels:,}: it needs at least "
                                 f"{largest / MIB:,.0f}")
-        bodies = max(limits.max_upload_mb, limits.max_batch_upload_mb)
-        if limits.max_upload_mb_in_progress < bodies:
+        clip = clip_bytes_needed(limits.max_video_pixels, 1, False, self.detection.video_detect_max_side)
+        if limits.max_image_memory_bytes < clip:
+            raise SettingsError(f"EMOTION_MAX_IMAGE_MEMORY_MB={limits.max_image_memory_mb:g} is too small for one "
+                                f"clip of EMOTION_MAX_VIDEO_PIXELS={limits.max_video_pixels:,}: it needs at least "
+                                f"{clip / MIB:,.0f}")
+        bodies = max(limits.max_upload_bytes, limits.max_batch_upload_bytes, limits.max_video_upload_bytes)
+        if limits.max_upload_bytes_in_progress < bodies:
             raise SettingsError(f"EMOTION_MAX_UPLOAD_MB_IN_PROGRESS={limits.max_upload_mb_in_progress:g} is smaller "
-                                f"than one request body may be ({bodies:g} MiB: EMOTION_MAX_UPLOAD_MB, "
-                                "EMOTION_MAX_BATCH_UPLOAD_MB)")
+                                f"than one request body may be ({bodies / MIB:,.2f} MiB: EMOTION_MAX_UPLOAD_MB, "
+                                "EMOTION_MAX_BATCH_UPLOAD_MB, EMOTION_MAX_VIDEO_MB and its form fields)")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "Settings":

@@ -13,11 +13,16 @@ receives each VideoFrame as it is ready (called in the loop's thread; awaited if
 an awaitable, e.g. to write the frame in a worker thread). Memory holds at most the
 stream's frames; cancelling the caller (a client gone) stops the producer after its
 current frame and closes the reader, which removes the temporary file.
+
+Those frames in flight are counted in the worker's one memory budget (budget.py, with the
+photos): ``ClipMemory`` reserves them from the header's frame size before the first frame and
+grows with a larger frame before the next one.
 """
 from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 from typing import Awaitable, Callable
 
 import anyio
@@ -25,6 +30,7 @@ import numpy as np
 
 from emotionlib.errors import EmotionError, InputError
 from emotionlib.pipeline import EmotionPipeline, confidence_threshold
+from emotionlib.serving.budget import MIB, MemoryBudget, Reservation, clip_bytes_needed
 from emotionlib.video.analysis import (BATCH_FACES, BATCH_FRAMES, FaceTracks, VideoFrame, VideoResult, locate_frames,
                                        split, stack)
 from emotionlib.video.locate import LocatedFrame
@@ -38,12 +44,46 @@ TASK_ROUTE = "/emotion/video/task"
 _END = object()
 
 
+class ClipMemory:
+    """One clip's reservation in the worker's memory budget: its frames in flight
+    (budget.clip_bytes_needed) at the largest frame size seen so far. wait_s: how long it may
+    wait for room (budget.MemoryBudget.reserve). ``release`` gives it all back."""
+
+    def __init__(self, budget: MemoryBudget, annotate: bool, detect_max_side: int, wait_s: float | None = None):
+        self.budget, self.annotate, self.detect_max_side, self.wait_s = budget, annotate, detect_max_side, wait_s
+        self.nbytes = 0
+        self.parts: list[Reservation] = []
+
+    async def fit(self, width: int, height: int) -> None:
+        """Room for frames of width x height (waits for it: 503 ``overloaded`` past wait_s);
+        413 ``frame_too_large`` when they need more than the whole budget."""
+        needed = clip_bytes_needed(width, height, self.annotate, self.detect_max_side)
+        if needed <= self.nbytes:
+            return
+        if needed > self.budget.capacity:
+            raise InputError("frame_too_large", f"{'annotating' if self.annotate else 'analysing'} {width}x{height} "
+                             f"frames takes {needed / MIB:,.0f} MiB, more than this server's "
+                             f"{self.budget.capacity / MIB:,.0f} MiB for the images of all requests in progress "
+                             "(EMOTION_MAX_IMAGE_MEMORY_MB)"
+                             + ("; POST /emotion/video analyses the clip" if self.annotate else ""))
+        self.parts.append(await self.budget.reserve(needed - self.nbytes, f"a clip of {width}x{height} frames",
+                                                    self.wait_s))
+        self.nbytes = needed
+
+    def release(self) -> None:
+        for part in self.parts:
+            part.release()
+        self.parts, self.nbytes = [], 0
+
+
 async def analyse(pipeline: EmotionPipeline, reader: VideoReader, classify: Callable[[np.ndarray], Awaitable],
                   detect: bool = True, min_confidence: float | None = None, keep_images: bool = False,
                   limiter: anyio.CapacityLimiter | None = None,
-                  on_frame: Callable[[VideoFrame], object] | None = None, keep_frames: bool = True) -> VideoResult:
+                  on_frame: Callable[[VideoFrame], object] | None = None, keep_frames: bool = True,
+                  memory: ClipMemory | None = None) -> VideoResult:
     """The clip's VideoResult (frames listed only when keep_frames). Raises what the reader
-    or classify raise; the reader is closed on every way out."""
+    or classify raise; the reader is closed on every way out. memory: the clip's reservation,
+    grown for a frame larger than the ones before it before the next frame is decoded."""
     located = locate_frames(pipeline, reader, detect, min_confidence, keep_images)
     tracks = FaceTracks(pipeline)
     frames: list[VideoFrame] = []
@@ -53,6 +93,8 @@ async def analyse(pipeline: EmotionPipeline, reader: VideoReader, classify: Call
         async with send:
             try:
                 while (item := await anyio.to_thread.run_sync(next, located, _END, limiter=limiter)) is not _END:
+                    if memory is not None:
+                        await memory.fit(reader.clip.width, reader.clip.height)
                     await send.send(item)
             except Exception as error:  # noqa: BLE001 - handed to the consumer, raised there
                 await send.send(error)
@@ -112,13 +154,15 @@ class Videos:
     slots: the photos' limiter (a frame being decoded and searched takes one, as a photo
     does). limits: synchronous requests'; task_limits: the task endpoint's.
     max_in_progress: clips analysed at once (a synchronous request over it is refused, a
-    task waits). Files that a killed worker left are removed when this is made (at start).
+    task waits). budget: the worker's memory budget, shared with the photos (ClipMemory).
+    Files that a killed worker left are removed when this is made (at start).
     """
 
     def __init__(self, pipeline: EmotionPipeline, model: Callable[[np.ndarray], Awaitable[np.ndarray]],
-                 slots: anyio.CapacityLimiter, limits: VideoLimits, task_limits: VideoLimits, max_in_progress: int):
+                 slots: anyio.CapacityLimiter, limits: VideoLimits, task_limits: VideoLimits, max_in_progress: int,
+                 budget: MemoryBudget):
         self.pipeline, self.model, self.slots = pipeline, model, slots
-        self.limits, self.task_limits = limits, task_limits
+        self.limits, self.task_limits, self.budget = limits, task_limits, budget
         self.turns = anyio.CapacityLimiter(max_in_progress)
         tempfiles.remove_stale()
 
@@ -137,7 +181,11 @@ class Videos:
         """The answer of POST /emotion/video (and of its task): EmotionPipeline.video's, as JSON."""
         async with self._turn(task):
             reader, threshold = await self.open(video, fps, min_detection_confidence, task)
-            result = await analyse(self.pipeline, reader, self.model, detect, threshold, limiter=self.slots)
+            # a task waits for memory as it waits for its turn: as long as it takes
+            with self._memory(annotate=False, task=task) as memory, reader:
+                await memory.fit(reader.clip.width, reader.clip.height)
+                result = await analyse(self.pipeline, reader, self.model, detect, threshold, limiter=self.slots,
+                                       memory=memory)
         return result.to_dict()
 
     async def annotated(self, video, fps=None, detect: bool = True, min_detection_confidence=None) -> tuple[bytes, str]:
@@ -145,18 +193,29 @@ class Videos:
         threads; its bytes and media type."""
         async with self._turn(False):
             reader, threshold = await self.open(video, fps, min_detection_confidence)
-            with reader, tempfiles.temporary_file(".webm") as path:
+            with self._memory(annotate=True, task=False) as memory, reader, tempfiles.temporary_file(".webm") as path:
+                await memory.fit(reader.clip.width, reader.clip.height)
                 clip = reader.clip
                 writer = WebmWriter(path, clip.analysed_fps, clip.width, clip.height)
                 try:
                     await analyse(self.pipeline, reader, self.model, detect, threshold, keep_images=True,
-                                  limiter=self.slots, keep_frames=False,
+                                  limiter=self.slots, keep_frames=False, memory=memory,
                                   on_frame=lambda frame: anyio.to_thread.run_sync(writer.write, frame,
                                                                                   limiter=self.slots))
                 finally:
                     with anyio.CancelScope(shield=True):  # released even when the client is gone
                         await anyio.to_thread.run_sync(writer.close)
                 return path.read_bytes(), MEDIA_TYPE
+
+    @contextlib.contextmanager
+    def _memory(self, annotate: bool, task: bool):
+        """A ClipMemory for one clip, released on every way out."""
+        memory = ClipMemory(self.budget, annotate, self.pipeline.options.video_detect_max_side,
+                            math.inf if task else None)
+        try:
+            yield memory
+        finally:
+            memory.release()
 
     @contextlib.asynccontextmanager
     async def _turn(self, task: bool):

@@ -26,6 +26,7 @@ ENV = {
     "EMOTION_UPLOAD_MIN_KIB_S": "16",
     "EMOTION_MAX_BATCH_UPLOAD_MB": "10",
     "EMOTION_MAX_UPLOAD_MB_IN_PROGRESS": "12",  # two 7 MB bodies at once are one too many
+    "EMOTION_MAX_VIDEO_MB": "10",  # a clip's body counts there too, so it may not be larger
 }
 
 

@@ -113,7 +113,8 @@ def test_fps_as_text(made):
 def test_video_settings_are_validated():
     settings = Settings.from_env({"EMOTION_MAX_VIDEO_MB": "250", "EMOTION_MAX_VIDEO_SECONDS": "30",
                                   "EMOTION_MAX_VIDEO_PIXELS": "2073600", "EMOTION_MAX_VIDEO_FRAMES": "500",
-                                  "EMOTION_MAX_VIDEO_TASK_SECONDS": "1200", "EMOTION_MAX_VIDEOS_IN_PROGRESS": "3"})
+                                  "EMOTION_MAX_VIDEO_TASK_SECONDS": "1200", "EMOTION_MAX_VIDEOS_IN_PROGRESS": "3",
+                                  "EMOTION_MAX_UPLOAD_MB_IN_PROGRESS": "256"})  # room for a 250 MiB clip's body
     limits = settings.limits
     assert (limits.max_video_mb, limits.max_video_seconds, limits.max_video_pixels) == (250, 30, 1920 * 1080)
     assert limits.video_limits() == VideoLimits(250 * 2**20, 30, 1920 * 1080, 500)

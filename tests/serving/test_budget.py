@@ -194,6 +194,23 @@ def photos_with(pipeline, capacity: int, wait_s: float = 30):
     return Photos(pipeline, ModelWorker(classify, 30), 4, MemoryBudget(capacity, wait_s))
 
 
+async def highest_in_use(budget: MemoryBudget, *work):
+    """The results of the awaitables, run at once, and the most of the budget in use meanwhile."""
+    highest = 0
+
+    async def watch():
+        nonlocal highest
+        while True:
+            highest = max(highest, budget.in_use)
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
+    try:
+        return await asyncio.gather(*work), highest
+    finally:
+        watcher.cancel()
+
+
 def photo_bytes(side: int) -> bytes:
     from PIL import Image
 
@@ -212,17 +229,8 @@ def test_annotated_photos_share_the_budget_and_give_it_back(pipeline):
 
     async def scenario():
         photos = photos_with(pipeline, one + one // 2)
-        highest = 0
-
-        async def watch():
-            nonlocal highest
-            while True:
-                highest = max(highest, photos.budget.in_use)
-                await asyncio.sleep(0.005)
-
-        watcher = asyncio.create_task(watch())
-        answers = await asyncio.gather(*(photos.annotated(data, as_json=as_json) for as_json in (False, True, False)))
-        watcher.cancel()
+        answers, highest = await highest_in_use(photos.budget, *(photos.annotated(data, as_json=as_json)
+                                                                 for as_json in (False, True, False)))
         assert one <= highest <= one + one // 2  # never two whole reservations at once
         assert photos.budget.in_use == sum(len(answer.body) for answer in answers)
         body = json.loads(bytes(answers[1].body))
@@ -258,6 +266,136 @@ def test_batch_photos_wait_for_room_and_a_photo_that_cannot_wait_is_refused(pipe
             await impatient.locate_each([data, b"not a photo", data], 10 * 1024 * 1024)
         assert info.value.code == "overloaded"
         held.release()
+        assert impatient.budget.in_use == 0
+
+    asyncio.run(scenario())
+
+
+# --- clips (emotionlib/serving/video.py): their frames in flight in the same budget ---
+# Each case in a fresh process, as MEASURE: the three-person clip (tests/clips.py, MPEG-4) at a
+# size, through Videos.analysed and Videos.annotated as the endpoints call them (the model in a
+# thread); the peak resident memory above the memory before, second run of each (the first
+# one grows the detectors' and encoder's buffers of the process once).
+MEASURE_CLIPS = r"""
+import json, sys, tempfile
+from pathlib import Path
+import anyio
+from emotionlib import EmotionPipeline
+from emotionlib.serving import patches
+from emotionlib.serving.budget import MemoryBudget
+from emotionlib.serving.memory import libc
+from emotionlib.serving.video import Videos
+from emotionlib.video.reader import VideoLimits
+from tests.clips import three_people, write_clip
+
+patches.tune_allocator()
+
+def status(key):
+    return next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith(key))
+
+width, height = int(sys.argv[1]), int(sys.argv[2])
+path = Path(tempfile.mkdtemp()) / "clip.mp4"
+write_clip(three_people(3.0, width, height), path, fps=6)
+pipeline = EmotionPipeline.from_model(threads=1)
+
+async def classify(faces):
+    return await anyio.to_thread.run_sync(pipeline.classify, faces)
+
+videos = Videos(pipeline, classify, anyio.CapacityLimiter(4), VideoLimits(), VideoLimits(), 2,
+                MemoryBudget(4 * 1024 ** 3))
+
+async def run(use):
+    if use == "clip":
+        return await videos.analysed(str(path), fps=6)
+    return await videos.annotated(str(path), fps=6)
+
+for use in ("clip", "clip_annotate", "clip", "clip_annotate"):
+    libc().malloc_trim(0)
+    open("/proc/self/clear_refs", "w").write("5")
+    before = status("VmRSS")
+    result = anyio.run(run, use)
+    peak = status("VmHWM") - before
+    del result
+    print(json.dumps({"use": use, "width": width, "height": height, "peak": peak}))
+"""
+CLIP_SIZES = ((640, 360), (1280, 720))
+
+
+@pytest.fixture(scope="module")
+def measured_clips():
+    found = []
+    for width, height in CLIP_SIZES:
+        run = subprocess.run([sys.executable, "-c", MEASURE_CLIPS, str(width), str(height)], cwd=ROOT,
+                             capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, run.stderr[-3000:]
+        found += [json.loads(line) for line in run.stdout.splitlines()][2:]  # the second run of each
+    return found
+
+
+def test_clip_reservations_cover_the_measured_peak(measured_clips):
+    """A clip analysed or annotated stays within its reservation at every size, and the
+    largest comes near it (the measurement sees the frames in flight)."""
+    from emotionlib import PipelineOptions
+    from emotionlib.serving.budget import clip_bytes_needed
+
+    side = PipelineOptions().video_detect_max_side
+    assert len(measured_clips) == 2 * len(CLIP_SIZES)
+    for m in measured_clips:
+        reserved = clip_bytes_needed(m["width"], m["height"], m["use"] == "clip_annotate", side)
+        assert m["peak"] <= reserved, (m, round(reserved / MIB, 1))
+        if (m["width"], m["height"]) == CLIP_SIZES[-1]:
+            assert m["peak"] >= 0.6 * reserved, (m, round(reserved / MIB, 1))
+
+
+def videos_with(pipeline, capacity: int, wait_s: float = 30):
+    import anyio
+
+    from emotionlib.serving.video import Videos
+    from emotionlib.video.reader import VideoLimits
+
+    async def classify(faces):
+        return await anyio.to_thread.run_sync(pipeline.classify, faces)
+
+    return Videos(pipeline, classify, anyio.CapacityLimiter(4), VideoLimits(), VideoLimits(), 2,
+                  MemoryBudget(capacity, wait_s))
+
+
+def test_clips_hold_their_frames_memory_while_analysed_and_give_it_back(pipeline, tmp_path):
+    """Room for one annotated 320x240 clip: two at once both end, one after the other; a clip
+    that needs more than the whole budget is 413 frame_too_large; a synchronous clip that
+    cannot wait is 503 overloaded, a task waits as long as it takes."""
+    from emotionlib.serving.budget import clip_bytes_needed
+    from tests.videofiles import cv2_clip
+
+    path = tmp_path / "clip.mp4"
+    cv2_clip(path, frames=20, fps=10, width=320, height=240)
+    side = pipeline.options.video_detect_max_side
+    annotated, analysed = (clip_bytes_needed(320, 240, annotate, side) for annotate in (True, False))
+
+    async def scenario():
+        videos = videos_with(pipeline, annotated + annotated // 2)
+        answers, highest = await highest_in_use(videos.budget, *(videos.annotated(str(path), fps=5) for _ in range(2)))
+        assert [answer[1] for answer in answers] == ["video/webm"] * 2
+        assert annotated <= highest <= annotated + annotated // 2  # never two at once
+        assert videos.budget.in_use == 0
+
+        small = videos_with(pipeline, annotated - 1)
+        with pytest.raises(EmotionError) as info:
+            await small.annotated(str(path), fps=5)
+        assert info.value.code == "frame_too_large" and "POST /emotion/video" in info.value.message
+        assert (await small.analysed(str(path), fps=5))["clip"]["frames_analysed"] == 10
+        assert small.budget.in_use == 0
+
+        impatient = videos_with(pipeline, analysed, wait_s=0.05)
+        held = await impatient.budget.reserve(1)
+        with pytest.raises(EmotionError) as info:
+            await impatient.analysed(str(path), fps=5)
+        assert info.value.code == "overloaded"
+        task = asyncio.create_task(impatient.analysed(str(path), fps=5, task=True))
+        await asyncio.sleep(0.3)  # six times the wait: still waiting
+        assert not task.done()
+        held.release()
+        assert (await task)["clip"]["frames_analysed"] == 10
         assert impatient.budget.in_use == 0
 
     asyncio.run(scenario())

@@ -126,3 +126,19 @@ def test_detector_setting_is_validated():
     assert Settings.from_env({"EMOTION_DETECTOR": "YuNet"}).detection.detector == "yunet"
     with pytest.raises(SettingsError, match="EMOTION_DETECTOR"):
         Settings.from_env({"EMOTION_DETECTOR": "mtcnn"})
+
+
+def test_the_bodies_in_progress_and_the_memory_budget_take_one_clip():
+    """A clip's body counts in EMOTION_MAX_UPLOAD_MB_IN_PROGRESS (in its temporary file), and its
+    frames in flight in EMOTION_MAX_IMAGE_MEMORY_MB: both must take one clip of the limits."""
+    from emotionlib.serving.budget import MIB, clip_bytes_needed
+
+    with pytest.raises(SettingsError, match="EMOTION_MAX_UPLOAD_MB_IN_PROGRESS=100 .*EMOTION_MAX_VIDEO_MB"):
+        Settings.from_env({"EMOTION_MAX_UPLOAD_MB_IN_PROGRESS": "100"})  # a 100 MiB clip and its fields
+    limits = Settings.from_env({"EMOTION_MAX_UPLOAD_MB_IN_PROGRESS": "101"}).limits
+    assert limits.max_upload_bytes_in_progress >= limits.max_video_upload_bytes > limits.max_video_bytes
+    small = {"EMOTION_MAX_IMAGE_PIXELS": "1000000", "EMOTION_MAX_IMAGE_MEMORY_MB": "100"}
+    with pytest.raises(SettingsError, match="EMOTION_MAX_IMAGE_MEMORY_MB=100 .*EMOTION_MAX_VIDEO_PIXELS"):
+        Settings.from_env(small)
+    settings = Settings.from_env({**small, "EMOTION_MAX_VIDEO_PIXELS": str(1920 * 1080)})
+    assert clip_bytes_needed(1920, 1080, False, settings.detection.video_detect_max_side) <= 100 * MIB

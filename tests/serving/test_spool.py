@@ -175,3 +175,36 @@ def test_a_client_gone_while_its_clip_is_analysed_stops_the_work_and_removes_the
 
     assert asyncio.run(scenario()) == []
     assert state["cancelled"] and not state["path"].exists() and tempfiles.leftovers() == []
+
+
+def test_a_spooled_body_counts_in_the_bodies_in_progress_until_its_request_ends():
+    """Its file may be in memory (a tmpfs) and lives until the request ends (a task's: after it
+    ran), so it is held as an in-memory body is: while one 3 MiB clip is processed, a second
+    that would pass 5 MiB in all is 503 overloaded; afterwards the room is whole again."""
+    import asyncio
+
+    import httpx
+
+    async def scenario():
+        gate, seen = asyncio.Event(), {}
+
+        async def handler(request: Request):
+            await request.form()
+            seen["held"] = guard.body_bytes
+            await gate.wait()
+            return JSONResponse({"ok": True})
+
+        guard = UploadGuard(Starlette(routes=[Route("/video", handler, methods=["POST"])]), {"/video": SPEC},
+                            UploadLimits(max_bytes_in_progress=5 * 2**20))
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=guard), base_url="http://t") as client:
+            first = asyncio.create_task(client.post("/video", files={"video": ("a.mp4", CLIP, "video/mp4")}))
+            await asyncio.sleep(0.3)
+            refused = await client.post("/video", files={"video": ("b.mp4", CLIP, "video/mp4")})
+            gate.set()
+            return seen["held"], await first, refused, guard.body_bytes
+
+    held, first, refused, after = asyncio.run(scenario())
+    assert len(CLIP) < held < len(CLIP) + 1024  # the clip and its multipart framing, though on disk
+    assert first.status_code == 200
+    assert refused.status_code == 503 and refused.json()["code"] == "overloaded"
+    assert after == 0 and tempfiles.leftovers() == []

@@ -107,7 +107,7 @@ def test_a_content_length_of_any_length_is_read_without_error():
                  "headers": [(b"content-type", b"multipart/form-data; boundary=x"),
                              (b"content-length", b"9" * 5000)]}
         with pytest.raises(InputError) as info:
-            await guard._receive(scope, None, 1000, [0], [].append)
+            await guard._receive(scope, None, 1000, [0], consume=[].append)
         return info.value
 
     error = asyncio.run(scenario())
