@@ -57,15 +57,15 @@ def error_of(response, status):
     return body
 
 
-def documented(document: dict, route: str, response) -> dict:
-    """Check an answer of POST ``route`` against the OpenAPI document (GET /docs.json): its status
-    is documented, its media type too, its body validates against that schema (JSON bodies) and
-    every documented header of ours it carries; returns the documented response."""
+def documented(document: dict, route: str, response, method: str = "post") -> dict:
+    """Check an answer of ``method`` ``route`` against the OpenAPI document (GET /docs.json): its
+    status is documented, its media type too, its body validates against that schema (JSON
+    bodies) and every documented header of ours it carries; returns the documented response."""
     import json
 
     import jsonschema
 
-    responses = document["paths"][route]["post"]["responses"]
+    responses = document["paths"][route][method]["responses"]
     assert str(response.status_code) in responses, (route, response.status_code, response.text[:200])
     expected = responses[str(response.status_code)]
     media_type = response.headers["content-type"].split(";")[0].strip()

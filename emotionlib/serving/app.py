@@ -13,13 +13,12 @@ from pathlib import Path
 
 from starlette.staticfiles import StaticFiles
 
-from emotionlib.errors import EmotionError
 from emotionlib.serving.access import ApiKeyGuard
 from emotionlib.serving.docspage import docs_pages
 from emotionlib.serving.errors import ErrorShape, reject
 from emotionlib.serving.memory import release_free_memory
 from emotionlib.serving.upload import ROUTES, FormSpec, UploadGuard, UploadLimits
-from emotionlib.serving.video import TASK_ROUTE
+from emotionlib.serving.video import REFUSED, TASK_ROUTE
 
 logger = logging.getLogger("emotion")
 UI = Path(__file__).resolve().parent / "ui"
@@ -29,17 +28,6 @@ def release_memory_when_idle() -> None:
     started = time.perf_counter()
     release_free_memory()
     logger.debug("idle for 1 s: memory released in %.0f ms", 1000 * (time.perf_counter() - started))
-
-
-# What BentoML adds for a task that the video task does not offer: (method, path) -> the answer.
-REFUSED = {
-    ("POST", TASK_ROUTE): EmotionError("not_supported", f"{TASK_ROUTE} runs as a task: POST {TASK_ROUTE}/submit, then "
-                                       f"GET {TASK_ROUTE}/status?task_id=... and {TASK_ROUTE}/get?task_id=..."),
-    ("POST", f"{TASK_ROUTE}/retry"): EmotionError("not_supported", "a task's clip is removed when the task ends "
-                                                  f"(it is never stored): submit it again to {TASK_ROUTE}/submit"),
-    ("PUT", f"{TASK_ROUTE}/cancel"): EmotionError("not_supported", "a running task cannot be cancelled; it ends "
-                                                  "on its own and its clip is removed then"),
-}
 
 
 class RefusedRoutes:

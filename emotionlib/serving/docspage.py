@@ -18,7 +18,8 @@ from pathlib import Path
 PAGE = Path(__file__).parent / "ui" / "docs.html"
 DESCRIPTION = """\
 Face emotion recognition: every face in a JPEG or PNG photo with one of six emotions (happy,
-sad, angry, fear, surprise, neutral) and its probabilities. Every answer of 400 and above is a
+sad, angry, fear, surprise, neutral) and its probabilities; every person's emotions over a video
+clip (`/emotion/video`, long clips as a task). Every answer of 400 and above is a
 JSON object `{"error", "code", "status"}` (the `Error` schema); each endpoint lists the codes of
 each status it answers with. A page to try it in a browser: [/ui](/ui/)."""
 

@@ -22,19 +22,26 @@ from emotionlib.errors import EmotionError
 
 logger = logging.getLogger("emotion")
 
-# Every code our code raises -> its HTTP status (tests/serving/test_errors.py checks that every
-# code raised anywhere is here).
-STATUS: dict[str, int] = {
-    # the pipeline's (emotionlib.errors.InputError)
-    "empty_file": 400, "not_an_image": 400, "corrupt_image": 400, "truncated_image": 400,
-    "too_many_scans": 400, "invalid_boxes": 400, "invalid_field": 400,
+# The pipeline's (emotionlib.errors.InputError) for photos only and for clips only (emotionlib.video);
+# the OpenAPI document lists each group on the endpoints that take its kind of file.
+PHOTO_STATUS: dict[str, int] = {
+    "not_an_image": 400, "corrupt_image": 400, "truncated_image": 400, "too_many_scans": 400, "invalid_boxes": 400,
     "image_too_large": 413, "unsupported_image_type": 415,
-    # ... for videos (emotionlib.video)
+}
+VIDEO_STATUS: dict[str, int] = {
     "not_a_video": 400, "no_video_track": 400, "no_frames": 400, "corrupt_video": 400, "truncated_video": 400,
     "invalid_frame_rate": 400, "invalid_frame_count": 400, "invalid_fps": 400,
     "video_too_large": 413, "video_too_long": 413, "frame_too_large": 413,
     "unsupported_video_type": 415, "audio_only": 415, "unsupported_video_codec": 415,
-    # the HTTP layer's: form fields, uploads, access
+}
+# Every code our code raises -> its HTTP status (tests/serving/test_errors.py checks that every
+# code raised anywhere is here).
+STATUS: dict[str, int] = {
+    # the pipeline's for either kind of file
+    "empty_file": 400, "invalid_field": 400,
+    **PHOTO_STATUS,
+    **VIDEO_STATUS,
+    # the HTTP layer's: form fields, uploads, access, the task routes BentoML adds that we refuse
     "missing_field": 400, "unknown_field": 400, "not_a_file": 400, "too_many_files": 400,
     "malformed_multipart": 400, "malformed_http": 400, "unauthorized": 401, "forbidden": 403,
     "not_supported": 405, "incomplete_upload": 408, "upload_too_large": 413, "unsupported_media_type": 415,

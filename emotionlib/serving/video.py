@@ -41,6 +41,16 @@ from emotionlib.video import tempfiles
 # The task endpoint of long clips (service.py): BentoML adds /submit, /status, /get to it.
 TASK_ROUTE = "/emotion/video/task"
 
+# What BentoML adds for a task that the video task does not offer: (method, path) -> the answer.
+REFUSED = {
+    ("POST", TASK_ROUTE): EmotionError("not_supported", f"{TASK_ROUTE} runs as a task: POST {TASK_ROUTE}/submit, then "
+                                       f"GET {TASK_ROUTE}/status?task_id=... and {TASK_ROUTE}/get?task_id=..."),
+    ("POST", f"{TASK_ROUTE}/retry"): EmotionError("not_supported", "a task's clip is removed when the task ends "
+                                                  f"(it is never stored): submit it again to {TASK_ROUTE}/submit"),
+    ("PUT", f"{TASK_ROUTE}/cancel"): EmotionError("not_supported", "a running task cannot be cancelled; it ends "
+                                                  "on its own and its clip is removed then"),
+}
+
 _END = object()
 
 

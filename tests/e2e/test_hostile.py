@@ -131,18 +131,27 @@ def raw_response(answer: bytes) -> httpx.Response:
 
 def test_api_key_and_overload_answers_match_the_document(served):
     """401 on every endpoint, and 503 when the bodies in progress would pass
-    EMOTION_MAX_UPLOAD_MB_IN_PROGRESS, as /docs.json (open without the key) describes them."""
+    EMOTION_MAX_UPLOAD_MB_IN_PROGRESS (a clip's too, spooled into its temporary file), as
+    /docs.json (open without the key) describes them."""
+    from emotionlib.serving.openapi import OPERATIONS
+
     document = httpx.get(f"{served.url}/docs.json", timeout=10).json()
     for route in ("/emotion", "/emotion/annotate", "/emotion/batch"):
         field = "images" if route.endswith("batch") else "image"
         response = httpx.post(f"{served.url}{route}", files={field: ("o.jpg", photo(), "image/jpeg")}, timeout=60)
         assert documented(document, route, response) and response.status_code == 401
+    for method, route in OPERATIONS:  # the video endpoints, the task's queries, the refused task routes
+        files = {"video": ("c.mp4", b"clip", "video/mp4")} if method == "post" else None
+        response = httpx.request(method.upper(), f"{served.url}{route}", files=files, params={"task_id": "x"},
+                                 timeout=60)
+        assert documented(document, route, response, method) and response.status_code == 401
     with socket.create_connection(("127.0.0.1", served.port), timeout=30) as holder:
         holder.sendall(f"POST /emotion HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
                        "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 7000000\r\n\r\n".encode())
         time.sleep(0.5)  # its 7 MB are counted from its Content-Length
-        for route in ("/emotion", "/emotion/annotate", "/emotion/batch"):
-            field = "images" if route.endswith("batch") else "image"
+        for route in ("/emotion", "/emotion/annotate", "/emotion/batch", "/emotion/video",
+                      "/emotion/video/task/submit"):
+            field = {"/emotion/batch": "images", "/emotion": "image", "/emotion/annotate": "image"}.get(route, "video")
             response = httpx.post(f"{served.url}{route}", headers=AUTH, timeout=60,
                                   files={field: ("big.jpg", photo() + b"\0" * 7_000_000, "image/jpeg")})
             assert response.status_code == 503 and response.json()["code"] == "overloaded", response.text[:200]

@@ -90,8 +90,8 @@ def test_answer_matches_the_schema_in_the_openapi_document(client, clip):
 
     jsonschema.validate(post(client, clip, fps="2").json(), VIDEO_SCHEMA)
     document = client.get("/docs.json").json()
-    for path in ("/emotion/video", "/emotion/video/task"):
-        answer = document["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    for path, method in (("/emotion/video", "post"), ("/emotion/video/task/get", "get")):  # the task's answer
+        answer = document["paths"][path][method]["responses"]["200"]["content"]["application/json"]["schema"]
         assert answer == VIDEO_SCHEMA
 
 
