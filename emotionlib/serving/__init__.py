@@ -2,9 +2,11 @@
 
 settings.py     every EMOTION_* setting, defined once (the README's table is written from it)
 upload.py       the upload guard: deadlines, body limits, form checks per route, processing slots
+spool.py        a clip's upload streamed into a private temporary file as it arrives
 fields.py       the form fields made into what the pipeline takes; the answer's JSON schema
 photos.py       a request's photos through the pipeline (threads) and the model worker (deadline)
-budget.py       the one memory budget for the decoded pixels of the requests in progress
+video.py        a clip through the pipeline (threads) and the model worker, the annotated WebM, the task
+budget.py       the one memory budget for the decoded pixels (photos, clips' frames) in progress
 errors.py       error codes -> HTTP statuses, the one JSON error shape, the endpoint decorator
 openapi.py      the OpenAPI document: every answer of every endpoint in our shape
 docspage.py     the API page GET / and GET /docs.json, without third-party requests
