@@ -152,6 +152,28 @@ def test_page_and_annotated_image_from_the_container(running):
     assert len(json.loads(response.headers["X-Emotion-Faces"])) == 1
 
 
+def test_a_clip_and_its_task_through_the_container(running):
+    """The image's OpenCV decodes a clip and writes the annotated WebM, its temporary folder
+    takes the spooled upload, and its task store runs a task (README's docs/clip.mp4)."""
+    import time
+
+    clip = (ROOT / "docs" / "clip.mp4").read_bytes()
+    video = {"video": ("clip.mp4", clip, "video/mp4")}
+    answer = httpx.post(f"{running}/emotion/video", files=video, data={"fps": "1"}, timeout=120)
+    assert answer.status_code == 200, answer.text[:500]
+    assert answer.json()["clip"]["frames_analysed"] == 30 and len(answer.json()["tracks"]) >= 1
+    annotated = httpx.post(f"{running}/emotion/video/annotate", files=video, data={"fps": "0.5"}, timeout=120)
+    assert annotated.status_code == 200 and annotated.content[:4] == b"\x1a\x45\xdf\xa3"  # WebM
+    task = httpx.post(f"{running}/emotion/video/task/submit", files=video, data={"fps": "1"}, timeout=60).json()
+    for _ in range(120):
+        status = httpx.get(f"{running}/emotion/video/task/status", params={"task_id": task["task_id"]}).json()
+        if status["status"] != "in_progress":
+            break
+        time.sleep(1)
+    result = httpx.get(f"{running}/emotion/video/task/get", params={"task_id": task["task_id"]}, timeout=60)
+    assert status["status"] == "completed" and result.json() == answer.json()
+
+
 def test_bad_setting_stops_the_container_with_one_line(image, container_env):
     run = sh(["podman", "run", "--rm", "-e", "EMOTION_MAX_FACES_PER_IMAGE=abc", IMAGE], container_env, timeout=300,
              check=False)
