@@ -5,9 +5,10 @@
 writes docs/group.jpg (four faces composed from the two test portraits, mirrored and scaled,
 as the tests compose theirs), docs/group-annotated.jpg (what POST /emotion/annotate answers for
 it: the same pipeline, drawing and encoder as the service), docs/face-crop.jpg (a face as the
-detector frames it, for the detect=false example) and the README's example answer for
-tests/fixtures/obama.jpg. Rerun it whenever the bundled model changes; tests/test_readme.py
-checks that the files and the README's answer are what the bundled model gives.
+detector frames it, for the detect=false example), docs/clip.mp4 (the README's video examples:
+tests/clips.py's three people, 30 s of 640x360 at 4 frames/s; no model needed) and the README's
+example answer for tests/fixtures/obama.jpg. Rerun it whenever the bundled model changes;
+tests/test_readme.py checks that the files and the README's answer are what it makes.
 """
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import argparse
 import io
 import json
 import re
+import sys
+import tempfile
 from pathlib import Path
 
 from PIL import Image, ImageOps
@@ -96,13 +99,25 @@ def with_answer(readme: str, answer: str) -> str:
     return ANSWER.sub(lambda m: m.group(1) + answer + m.group(3), readme, count=1)
 
 
+def clip() -> bytes:
+    """The README's example clip (the same bytes every time: the frames are drawn, not sampled)."""
+    if str(ROOT) not in sys.path:  # run as a script from any folder: tests/ is the repository's
+        sys.path.insert(0, str(ROOT))
+    from tests.clips import three_people, write_clip
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.mp4"
+        write_clip(three_people(30.0, 640, 360), path, fps=4)
+        return path.read_bytes()
+
+
 def made(pipeline) -> dict[str, bytes]:
     """Every file this script writes, by path relative to the repository, as the model makes them."""
     group = jpeg(group_photo())
     image, _ = annotated(pipeline, group)
     faces = [face.to_dict() for face in pipeline.predict((FIXTURES / "obama.jpg").read_bytes())]
     return {"docs/group.jpg": group, "docs/group-annotated.jpg": image, "docs/face-crop.jpg": face_crop(),
-            "README.md": with_answer(README.read_text(), example_answer(faces)).encode()}
+            "docs/clip.mp4": clip(), "README.md": with_answer(README.read_text(), example_answer(faces)).encode()}
 
 
 def main(argv=None) -> int:

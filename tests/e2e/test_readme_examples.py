@@ -48,7 +48,7 @@ def test_curl_example(served, repository_folder, command):
     assert run.returncode == 0, run.stderr[-2000:]
     if " -o " in command:
         written = repository_folder / command.split(" -o ")[1].split()[0]
-        assert written.read_bytes()[:2] in (b"\xff\xd8", b"\x89P")
+        assert written.read_bytes()[:2] in (b"\xff\xd8", b"\x89P", b"\x1a\x45")  # JPEG, PNG, WebM
     else:
         answer = json.loads(run.stdout)
         assert answer and not (isinstance(answer, dict) and "error" in answer), answer
@@ -61,3 +61,5 @@ def test_python_client_example(served, repository_folder):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "'emotion': 'happy'" in run.stdout and "'faces'" in run.stdout
+    emotion = "'(?:happy|sad|angry|fear|surprise|neutral)'"
+    assert re.search(rf"\[{emotion}, {emotion}, {emotion}\]\s*$", run.stdout), run.stdout[-300:]  # docs/clip.mp4's 3
