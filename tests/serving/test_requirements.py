@@ -9,7 +9,7 @@ import yaml
 from tests.helpers import ROOT
 
 FILES = sorted({p for pattern in ("*requirements*.txt", "requirements/*.txt") for p in ROOT.rglob(pattern)
-                if not {".venv", "runs", "node_modules"} & set(p.parts)})
+                if not {".venv", "runs", "node_modules", "build"} & set(p.parts)})
 PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9,._-]+\])?==[A-Za-z0-9.+!_-]+"
                  r"(\s*;\s*sys_platform\s*[!=]=\s*\"[a-z0-9]+\")?$")
 INCLUDE = re.compile(r"^-(r|c)\s+(\S+)$")
