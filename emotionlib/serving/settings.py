@@ -20,7 +20,6 @@ import dataclasses
 import os
 import re
 import sys
-import textwrap
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,12 +58,9 @@ class Limits:
         "images decoded and searched for faces at once per worker (threads; their memory is "
         "`EMOTION_MAX_IMAGE_MEMORY_MB`'s)"))
     max_image_memory_mb: float = option(1024.0, above=0, high=1_048_576, help=(
-        "memory for the decoded images of the requests in progress per worker, in MiB: each photo reserves "
-        "`width x height x 9` bytes (`x 10` for `/emotion/annotate`) plus up to 17 MiB from its header before it "
-        "is decoded, until its pixels are gone; a photo waits up to 30 s for room, then 503 `overloaded`. One image "
-        "of `EMOTION_MAX_IMAGE_PIXELS` must fit (494 MiB at the default). A clip reserves its frames in flight while "
-        "it is analysed: `width x height x 22` bytes of its frame (`x 128` + 48 MiB for `/emotion/video/annotate`, "
-        "413 `frame_too_large` if that is more than the whole budget) plus up to 10 MiB"))
+        "memory for the decoded photos and video frames of the requests in progress per worker, in MiB; one "
+        "image of `EMOTION_MAX_IMAGE_PIXELS` must fit (494 MiB at the default); a photo waits up to 30 s for "
+        "room, then 503 `overloaded` (what each reserves: docs/operations.md, Memory bound)"))
     max_upload_mb_in_progress: float = option(256.0, above=0, high=1_048_576, help=(
         "request bodies held at once per worker, arriving or being processed, in MiB, clips in their temporary "
         "files too (503 `overloaded` above); at least `EMOTION_MAX_BATCH_UPLOAD_MB` and `EMOTION_MAX_VIDEO_MB`"))
@@ -296,17 +292,15 @@ def _default(spec: Option, default) -> str:
 
 
 def markdown_table() -> str:
-    """The configuration table of the README, one block per group."""
-    lines = []
+    """The configuration table of the README: one row per setting (its old names in its meaning),
+    under a row naming its group."""
+    lines = ["| variable | default | accepted | meaning |", "|---|---|---|---|"]
     for group, options_class in GROUPS.items():
-        lines += [f"**{TITLES[group]}**", "", "| variable | default | accepted | meaning |", "|---|---|---|---|"]
+        lines.append(f"| **{TITLES[group]}** | | | |")
         for name, spec, default in options_of(options_class):
-            lines.append(f"| `{env_name(name)}` | {_default(spec, default)} | {spec.describe()} | {spec.help} |")
-        lines.append("")
-    renamed = [f"`{old}` -> `{env_name(name)}`" for _, options_class in GROUPS.items()
-               for name, spec, _ in options_of(options_class) for old in spec.old_names]
-    lines.append(textwrap.fill("Renamed (the old names still work, with a warning): " + ", ".join(renamed) + ".",
-                               width=100, break_long_words=False, break_on_hyphens=False))
+            renamed = "".join(f" (old name `{old}`, still read with a warning)" for old in spec.old_names)
+            lines.append(f"| `{env_name(name)}` | {_default(spec, default)} | {spec.describe()} | "
+                         f"{spec.help}{renamed} |")
     return "\n".join(lines)
 
 
