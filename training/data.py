@@ -40,8 +40,9 @@ def _read_gray(path: Path, size: int) -> np.ndarray:
     return image
 
 
-def load_folder(directory: str | Path, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
-    """Load ``directory/<emotion>/*`` images; sorted file order, so results are reproducible."""
+def list_folder(directory: str | Path) -> tuple[list[Path], np.ndarray]:
+    """The image files of ``directory/<emotion>/`` and their FER2013 label indices, in the
+    order every loader uses (classes in FER2013_LABELS order, files sorted by name)."""
     directory = Path(directory)
     class_dirs = {d.name.lower(): d for d in directory.iterdir() if d.is_dir()}
     unknown = sorted(set(class_dirs) - set(FER2013_LABELS))
@@ -50,16 +51,31 @@ def load_folder(directory: str | Path, size: int = 48) -> tuple[np.ndarray, np.n
             f"{directory} must contain one folder per FER2013 class {FER2013_LABELS}; "
             f"found {sorted(class_dirs)}"
         )
-    images, labels = [], []
+    files, labels = [], []
     for index, name in enumerate(FER2013_LABELS):
         if name not in class_dirs:
             continue
-        files = sorted(p for p in class_dirs[name].iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        images.extend(_read_gray(p, size) for p in files)
-        labels.extend([index] * len(files))
-    if not images:
+        found = sorted(p for p in class_dirs[name].iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files.extend(found)
+        labels.extend([index] * len(found))
+    if not files:
         raise ValueError(f"no images found under {directory}")
-    return np.stack(images), np.asarray(labels, dtype=np.int64)
+    return files, np.asarray(labels, dtype=np.int64)
+
+
+def load_folder(directory: str | Path, size: int = 48) -> tuple[np.ndarray, np.ndarray]:
+    """Load ``directory/<emotion>/*`` images; sorted file order, so results are reproducible."""
+    files, labels = list_folder(directory)
+    return np.stack([_read_gray(p, size) for p in files]), labels
+
+
+def split_folder(source: str | Path, split: str) -> Path:
+    """The image folder of ``split`` under a dataset folder (``train``, ``val`` or an alias)."""
+    source = Path(source)
+    for alias in FOLDER_ALIASES.get(split, (split,)):
+        if (source / alias).is_dir():
+            return source / alias
+    return source
 
 
 def load_csv(path: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
@@ -92,10 +108,7 @@ def load_split(source: str | Path, split: str = "train") -> tuple[np.ndarray, np
         return load_csv(source, split)
     if not source.is_dir():
         raise FileNotFoundError(f"no such dataset file or folder: {source}")
-    for alias in FOLDER_ALIASES.get(split, (split,)):
-        if (source / alias).is_dir():
-            return load_folder(source / alias)
-    return load_folder(source)
+    return load_folder(split_folder(source, split))
 
 
 def load_split_cached(source: str | Path, split: str, cache_dir: str | Path | None):
