@@ -70,6 +70,34 @@ def report_from_probs(probs: np.ndarray, y_true: np.ndarray, labels=FER2013_LABE
     }
 
 
+TO6 = np.array([EMOTIONS.index(FOLDED.get(name, name)) for name in FER2013_LABELS])
+
+
+def fer_scores(probs: np.ndarray, labels: np.ndarray, ferplus: np.ndarray) -> dict:
+    """PublicTest accuracies of (N, 7) probabilities: 7- and 6-class by FER2013's labels,
+    6-class by the FER+ majority (training.targets.ferplus_majority; -1 rows left out)."""
+    probs = np.asarray(probs)
+    six = fold_probabilities(probs, FER2013_LABELS).argmax(axis=1)
+    known = ferplus >= 0
+    return {"fer2013_7": round(float((probs.argmax(axis=1) == labels).mean()), 4),
+            "fer2013_6": round(float((six == TO6[labels]).mean()), 4),
+            "ferplus_6": round(float((six[known] == ferplus[known]).mean()), 4)}
+
+
+def photo_scores(probs: np.ndarray, crops) -> dict:
+    """The whole pipeline on a photo set (training.photos.PhotoCrops, probabilities (M, 7) of
+    its crops): the largest face of each photo against its label, disgust folded into angry,
+    a photo without a face wrong; found share, accuracy on found, overall, recall per class."""
+    truth = TO6[crops.labels]
+    predicted = np.full(len(truth), -1)
+    predicted[crops.index] = fold_probabilities(probs, FER2013_LABELS).argmax(axis=1)
+    right = predicted == truth
+    recall = {name: round(float(right[truth == k].mean()), 4) for k, name in enumerate(EMOTIONS) if (truth == k).any()}
+    return {"photos": int(len(truth)), "face_found": round(float(crops.found.mean()), 4),
+            "right_on_found": round(float(right[crops.found].mean()), 4) if crops.found.any() else 0.0,
+            "overall": round(float(right.mean()), 4), "per_class_recall": recall}
+
+
 def plot_confusion(matrix, labels, path: Path, title: str) -> None:
     import matplotlib
 

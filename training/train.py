@@ -1,16 +1,27 @@
-"""Train an emotion classifier on FER2013.
+"""Train the emotion classifier on the CPU: FER2013 with FER+-corrected targets, plus real
+photos cropped by the service's own detector, resumable epoch by epoch.
 
-    python -m training.train --data ../shared/data/fer2013 --run-dir runs/vggnet
-    python -m training.train --data ../shared/data/fer2013 --run-dir runs/vggnet --resume
+    python -m training.train --run-dir runs/teacher --init models/emotion_classifier.keras
+    python -m training.train --run-dir runs/teacher --resume          # after a stop: < 1 epoch lost
 
-Trains on the ``train`` split only; the ``val`` split (PublicTest) drives model selection,
-early stopping and the learning-rate schedule. Seeded. Every epoch writes a resumable
-checkpoint; the run folder gets hyperparameters.json, history.csv, curves.png,
-best.keras (highest val accuracy) and evaluation.json for it.
+Each epoch: FER2013 Training faces (targets: ``training.targets.TargetMix`` of the FER2013
+label, the FER+ votes and, when given, a teacher's saved outputs) with the geometric
+augmentation and, on a share of them, ``photo_look``; some FER2013 faces of the classes the
+photo pool has (neutral, happy, surprise) are replaced by real-photo crops of the same class
+(``--photo-share`` of that class's FER2013 count), so the class balance of an epoch is
+FER2013's. SGD with Nesterov momentum, cosine decay over the whole run, weight decay on
+kernels, soft-target cross-entropy. After every epoch: a checkpoint (weights, optimizer,
+state) and PublicTest scores (centre crop, as served): 7- and 6-class by FER2013's labels,
+6-class by the FER+ majority. The last epoch is the result (no selection on any score).
+
+Writes into --run-dir: hyperparameters.json, log.txt, history.csv, curves.png, model.keras
+(the last epoch, softmax, on the training crop size; training.export makes the served file)
+and checkpoint/.
 """
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import os
@@ -20,232 +31,296 @@ from pathlib import Path
 import numpy as np
 
 from emotionlib.labels import FER2013_LABELS
-from emotionlib.preprocess import SCALINGS, preprocess_batch
-from training.augment import random_affine
-from training.data import load_split_cached
-from training.models import MODEL_NAMES
+from training.augment import PhotoLook, centre_crop, photo_look, random_crop_affine
+from training.targets import TargetMix
 
-HYPERPARAMETERS = "hyperparameters.json"
-CHECKPOINT = "checkpoint.keras"
-STATE = "state.json"
-BEST = "best.keras"
+CROP, FULL = 40, 48
+DEFAULT_DATA = "../shared/data/fer2013"
+DEFAULT_PHOTOS = "../shared/data/real_photos_train"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="FER2013 folder (with train/ and val/) or fer2013.csv")
-    p.add_argument("--val-data", help="validation source if not --data (folder or csv)")
-    p.add_argument("--run-dir", required=True, help="output folder for this run")
+    p.add_argument("--run-dir", type=Path, required=True, help="output folder of this run")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    p.add_argument("--model", choices=MODEL_NAMES, default="vggnet", help="architecture (see training/models.py)")
-    p.add_argument("--weights", default="none", help="vgg19 only: none, imagenet or a path to no-top weights")
-    p.add_argument("--width", type=int, default=32, help="vggnet: filters of the first block (doubles per block)")
-    p.add_argument("--size", type=int, default=48, help="input side in pixels")
-    p.add_argument("--channels", type=int, choices=(1, 3), default=None, help="input channels (default: 1, 3 for vgg19)")
-    p.add_argument("--scaling", choices=SCALINGS, default="unit", help="pixel scaling of the inputs")
-    p.add_argument("--epochs", type=int, default=40, help="maximum number of epochs")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate (Adam)")
-    p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW decoupled weight decay")
-    p.add_argument("--schedule", choices=("cosine", "plateau"), default="cosine",
-                   help="cosine: warmup then cosine decay over --epochs; plateau: reduce on val_loss plateau")
-    p.add_argument("--warmup-epochs", type=int, default=2)
-    p.add_argument("--patience", type=int, default=10, help="early stopping patience (epochs) on val_accuracy")
-    p.add_argument("--label-smoothing", type=float, default=0.1)
-    p.add_argument("--rotation", type=float, default=10.0, help="max rotation, degrees")
-    p.add_argument("--zoom", type=float, default=0.1, help="max zoom, fraction")
-    p.add_argument("--shift", type=float, default=0.1, help="max shift, fraction of the side")
-    p.add_argument("--no-flip", action="store_true", help="disable horizontal flips")
-    p.add_argument("--fine-tune-epochs", type=int, default=10,
-                   help="vgg19 with pretrained weights: epochs with the base unfrozen after the frozen phase")
-    p.add_argument("--fine-tune-lr", type=float, default=1e-5, help="learning rate of the unfrozen phase")
-    p.add_argument("--max-samples", type=int, default=None, help="use only this many training images (smoke runs)")
-    p.add_argument("--seed", type=int, default=1337)
-    p.add_argument("--cache-dir", default=os.path.expanduser("~/.cache/fer-training"),
-                   help="where decoded datasets are cached as .npz ('' to disable)")
-    p.add_argument("--verbose", type=int, default=1, help="Keras verbosity: 1 progress bar, 2 a line per epoch")
+    p.add_argument("--data", default=DEFAULT_DATA, help="FER2013 folder: train/, val/ and ferplus_votes.csv")
+    p.add_argument("--photos", default=DEFAULT_PHOTOS, help="labelled real-photo training pool ('' for none)")
+    p.add_argument("--photo-detectors", default="haar,yunet",
+                   help="detectors whose crops of the pool are used (each photo: one of them at random)")
+    p.add_argument("--photo-share", type=float, default=0.25,
+                   help="per class of the pool: photos per epoch as a share of FER2013's count of that class "
+                        "(the same number of that class's FER2013 faces sit the epoch out)")
+    p.add_argument("--init", default="", help="start from this model's weights (.keras; '' = random, --width)")
+    p.add_argument("--width", type=int, default=64, help="filters of the first block (random start only)")
+    p.add_argument("--head", type=int, default=512, help="units of the dense layer (random start only)")
+    p.add_argument("--label-weight", type=float, default=0.5, help="target share of the FER2013 label")
+    p.add_argument("--votes-weight", type=float, default=0.5, help="target share of the FER+ vote distribution")
+    p.add_argument("--teacher-weight", type=float, default=0.0, help="target share of the teacher's outputs")
+    p.add_argument("--temperature", type=float, default=1.0, help="softens the teacher's logits")
+    p.add_argument("--teacher", default="", help="teacher outputs (training.teacher's .npz)")
+    p.add_argument("--photo-look", type=float, default=0.5, help="share of FER2013 faces given photo_look ('0': off)")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--lr", type=float, default=0.005, help="peak SGD learning rate (cosine decay to 0)")
+    p.add_argument("--warmup", type=float, default=0.0, help="share of the steps with a linear warm-up")
+    p.add_argument("--weight-decay", type=float, default=5e-4, help="L2 on kernels")
+    p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
+                   help="mixed_bfloat16 is 2x faster for width 32 on CPUs with AMX/AVX512-BF16")
+    p.add_argument("--max-steps", type=int, default=0, help="stop each epoch after this many steps (smoke runs)")
+    p.add_argument("--seed", type=int, default=20261202)
+    p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "fer-training"),
+                   help="decoded datasets and photo crops are cached here ('' to disable)")
     return p.parse_args(argv)
 
 
-def make_sequence(images, labels, args, epoch_offset: int = 0):
-    """A keras.utils.PyDataset that shuffles, augments and preprocesses each batch."""
+def log(run_dir: Path, *parts) -> None:
+    line = time.strftime("%H:%M:%S ") + " ".join(str(p) for p in parts)
+    print(line, flush=True)
+    with open(run_dir / "log.txt", "a") as handle:
+        handle.write(line + "\n")
+
+
+class TrainingSet:
+    """FER2013 Training with per-image soft targets, and the photo pool's crops with theirs."""
+
+    def __init__(self, args, mix: TargetMix):
+        from training.data import list_folder, load_split_cached, split_folder
+        from training.photos import crop_folder_cached
+        from training.targets import read_votes
+
+        cache = args.cache_dir or None
+        self.images, self.labels = load_split_cached(args.data, "train", cache)
+        files, labels = list_folder(split_folder(args.data, "train"))
+        if not np.array_equal(labels, self.labels):
+            raise ValueError("cached FER2013 labels differ from the folder: clear --cache-dir")
+        votes = read_votes(args.data, files) if mix.votes else None
+        teacher = dict(np.load(args.teacher)) if args.teacher else {}
+        self.targets = mix(self.labels, votes, teacher.get("fer"))
+        self.photos, self.photo_labels, self.photo_targets = [], [], []
+        if args.photos:
+            for detector in args.photo_detectors.split(","):
+                crops = crop_folder_cached(args.photos, detector, cache)
+                keep = crops.found_labels() >= 0
+                labels = crops.found_labels()[keep]
+                logits = teacher.get(f"photos_{detector}")
+                self.photos.append(crops.images[keep])
+                self.photo_labels.append(labels)
+                self.photo_targets.append(mix(labels, None, None if logits is None else logits[keep]))
+
+    def epoch(self, rng: np.random.Generator, share: float) -> list[tuple[int, int]]:
+        """(source, index) pairs of one epoch, shuffled: source -1 is FER2013, k >= 0 the k-th
+        detector's photo crops. Per class of the pool, ``share`` x FER2013's count of that class
+        in photos replace as many FER2013 faces of the class (the class balance stays FER2013's)."""
+        fer = np.arange(len(self.labels))
+        chosen = [np.stack([np.full(len(fer), -1), fer], 1)]
+        if self.photos and share > 0:
+            pool_labels = self.photo_labels[0]
+            drop = np.zeros(len(fer), bool)
+            for label in np.unique(pool_labels):
+                of_class = np.flatnonzero(self.labels == label)
+                n = min(int(round(share * len(of_class))), int((pool_labels == label).sum()))
+                drop[rng.choice(of_class, n, replace=False)] = True
+                picks = rng.choice(np.flatnonzero(pool_labels == label), n, replace=False)
+                sources = rng.integers(0, len(self.photos), n)
+                chosen.append(np.stack([sources, picks], 1))
+            chosen[0] = chosen[0][~drop]
+        order = np.concatenate(chosen)
+        return order[rng.permutation(len(order))]
+
+    def batch(self, pairs: np.ndarray, rng: np.random.Generator, look: PhotoLook):
+        """uint8 (B, 48, 48) faces (photo_look on FER2013's) and (B, 7) targets."""
+        faces = np.empty((len(pairs), FULL, FULL), np.uint8)
+        targets = np.empty((len(pairs), len(FER2013_LABELS)), np.float32)
+        fer = pairs[:, 0] == -1
+        faces[fer] = photo_look(self.images[pairs[fer, 1]], rng, look)
+        targets[fer] = self.targets[pairs[fer, 1]]
+        for k in range(len(self.photos)):
+            mine = pairs[:, 0] == k
+            faces[mine] = self.photos[k][pairs[mine, 1]]
+            targets[mine] = self.photo_targets[k][pairs[mine, 1]]
+        return faces, targets
+
+
+class Validation:
+    """PublicTest: FER2013 labels and FER+ majority labels, scored on the served centre crop."""
+
+    def __init__(self, args):
+        from training.data import list_folder, load_split_cached, split_folder
+        from training.targets import ferplus_majority, read_votes
+
+        self.images, self.labels = load_split_cached(args.data, "val", args.cache_dir or None)
+        files, _ = list_folder(split_folder(args.data, "val"))
+        self.ferplus = ferplus_majority(read_votes(args.data, files))
+
+    def scores(self, probs: np.ndarray) -> dict:
+        from training.evaluate import fer_scores
+
+        return fer_scores(probs, self.labels, self.ferplus)
+
+
+def logits_model(width: int, head: int):
+    from training.models import build_vggnet
+
+    return build_vggnet((CROP, CROP, 1), len(FER2013_LABELS), width=width, head_units=head, output_activation=None)
+
+
+def core_of(model):
+    """The classifier network inside a served model (centre crop and view averaging around it)."""
     import keras
 
-    class FerBatches(keras.utils.PyDataset):
-        def __init__(self):
-            super().__init__()
-            self.epoch = epoch_offset
-            self._shuffle()
-
-        def _shuffle(self):
-            self.rng = np.random.default_rng([args.seed, self.epoch])
-            self.order = self.rng.permutation(len(images))
-
-        def __len__(self):
-            return math.ceil(len(images) / args.batch_size)
-
-        def __getitem__(self, index):
-            idx = self.order[index * args.batch_size:(index + 1) * args.batch_size]
-            batch = random_affine(images[idx], self.rng, args.rotation, args.zoom, args.shift,
-                                  flip=not args.no_flip)
-            return preprocess_batch(batch, args.size, args.channels, args.scaling), labels[idx]
-
-        def on_epoch_end(self):
-            self.epoch += 1
-            self._shuffle()
-
-    return FerBatches()
+    inner = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return core_of(inner[0]) if inner else model
 
 
-def lr_at(epoch: int, args) -> float:
-    """Linear warmup then cosine decay to 1% of the peak, as a function of the epoch."""
-    if epoch < args.warmup_epochs:
-        return args.lr * (epoch + 1) / (args.warmup_epochs + 1)
-    progress = (epoch - args.warmup_epochs) / max(1, args.epochs - args.warmup_epochs)
-    return args.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
-def compile_model(model, args, lr: float):
+def initial_model(args):
+    """A logits model on CROP px faces: from --init's weights, or random at --width."""
     import keras
 
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=lr, weight_decay=args.weight_decay),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=args.label_smoothing),
-        metrics=["accuracy"],
-    )
+    if not args.init:
+        return logits_model(args.width, args.head), {"width": args.width, "head": args.head}
+    core = core_of(keras.models.load_model(args.init, compile=False))
+    width = int(core.get_layer("block1_conv1").filters)
+    head = int(core.get_layer("fc1").units)
+    model = logits_model(width, head)
+    model.set_weights(core.get_weights())
+    return model, {"width": width, "head": head}
 
 
-def build(args):
-    from training.models import build_model
+def softmax_copy(model, spec: dict):
+    """The same weights with a softmax output (what export and evaluation load)."""
+    import keras
 
-    shape = (args.size, args.size, args.channels)
-    if args.model == "vggnet":
-        return build_model("vggnet", shape, len(FER2013_LABELS), width=args.width)
-    weights = None if args.weights == "none" else args.weights
-    return build_model("vgg19", shape, len(FER2013_LABELS), weights=weights)
+    from training.models import build_vggnet
+
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        out = build_vggnet((CROP, CROP, 1), len(FER2013_LABELS), width=spec["width"], head_units=spec["head"])
+    finally:
+        keras.config.set_dtype_policy(policy)
+    out.set_weights([np.asarray(w, np.float32) for w in model.get_weights()])
+    return out
+
+
+def predict_logits(model, faces: np.ndarray, batch: int = 512) -> np.ndarray:
+    """float32 logits of uint8 (N, CROP, CROP) faces."""
+    out = [np.asarray(model(faces[i:i + batch].astype(np.float32)[..., None] / 255.0, training=False), np.float32)
+           for i in range(0, len(faces), batch)]
+    return np.concatenate(out) if out else np.zeros((0, len(FER2013_LABELS)), np.float32)
+
+
+def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
+    w = int(warmup * total)
+    if step < w:
+        return peak * (step + 1) / w
+    return peak * 0.5 * (1 + math.cos(math.pi * (step - w) / max(1, total - w)))
 
 
 def train(args) -> Path:
-    if args.channels is None:
-        args.channels = 3 if args.model == "vgg19" else 1
-    run_dir = Path(args.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    hp_path = run_dir / HYPERPARAMETERS
-    if args.resume and hp_path.exists():
-        saved = json.loads(hp_path.read_text())
-        keep = {"run_dir", "resume", "verbose", "epochs", "cache_dir", "data", "val_data", "patience"}
-        for key, value in saved.items():
-            if key not in keep:
-                setattr(args, key, value)
     import keras
+    import tensorflow as tf
 
+    from training.targets import softmax
+
+    run_dir = args.run_dir
+    ckpt = run_dir / "checkpoint"
+    hp_path = run_dir / "hyperparameters.json"
+    if args.resume:
+        if not hp_path.exists():
+            raise SystemExit(f"{run_dir} has no run to resume")
+        saved = json.loads(hp_path.read_text())
+        for key, value in saved.items():
+            if key not in {"run_dir", "resume", "cache_dir"}:
+                setattr(args, key, value)
+    elif (ckpt / "state.json").exists():
+        raise SystemExit(f"{run_dir} has a checkpoint: pass --resume or choose another --run-dir")
+    ckpt.mkdir(parents=True, exist_ok=True)
+    keras.mixed_precision.set_global_policy(args.precision)
     keras.utils.set_random_seed(args.seed)
-    hp = {k: v for k, v in vars(args).items()}
-    hp["backend"] = keras.backend.backend()
-    hp["keras_version"] = keras.__version__
-    hp["labels"] = list(FER2013_LABELS)
+    mix = TargetMix(args.label_weight, args.votes_weight, args.teacher_weight, args.temperature)
+    look = PhotoLook(share=args.photo_look)
+    hp = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    hp.update(keras=keras.__version__, backend=keras.backend.backend(), labels=list(FER2013_LABELS))
     hp_path.write_text(json.dumps(hp, indent=2))
 
-    cache = args.cache_dir or None
-    x_train, y_train = load_split_cached(args.data, "train", cache)
-    x_val, y_val = load_split_cached(args.val_data or args.data, "val", cache)
-    if args.max_samples:
-        pick = np.random.default_rng(args.seed).permutation(len(x_train))[: args.max_samples]
-        x_train, y_train = x_train[pick], y_train[pick]
-    num_classes = len(FER2013_LABELS)
-    y_train_1h = np.eye(num_classes, dtype=np.float32)[y_train]
-    val = (preprocess_batch(x_val, args.size, args.channels, args.scaling),
-           np.eye(num_classes, dtype=np.float32)[y_val])
-    print(f"train {len(x_train)} images, val {len(x_val)} images, backend {hp['backend']}", flush=True)
-
-    state_path = run_dir / STATE
-    state = {"epoch": 0, "best": None, "wait": 0, "phase": "main"}
-    if args.resume and (run_dir / CHECKPOINT).exists():
-        state = json.loads(state_path.read_text())
-        model = keras.models.load_model(run_dir / CHECKPOINT)
-        print(f"resumed from {run_dir / CHECKPOINT} at epoch {state['epoch']}", flush=True)
+    data, val = TrainingSet(args, mix), Validation(args)
+    model, spec = initial_model(args)
+    optimizer = keras.optimizers.SGD(learning_rate=args.lr, momentum=0.9, nesterov=True)
+    optimizer.build(model.trainable_variables)
+    kernels = [v for v in model.trainable_variables if v.path.endswith("kernel")]
+    state = {"epoch": 0, "step": 0, "history": [], "spec": spec, "seconds": 0.0}
+    if args.resume and (ckpt / "state.json").exists():
+        state = json.loads((ckpt / "state.json").read_text())
+        model.load_weights(ckpt / "model.weights.h5")
+        with np.load(ckpt / "optimizer.npz") as saved:
+            for i, var in enumerate(optimizer.variables):
+                var.assign(saved[f"arr_{i}"])
+        log(run_dir, f"resumed after epoch {state['epoch']}")
     else:
-        model = build(args)
-        pretrained = args.model == "vgg19" and args.weights != "none"
-        if pretrained:  # phase 1 of the original recipe: train only the new head
-            model.get_layer("vgg19").trainable = False
-        compile_model(model, args, lr_at(0, args))
-    model.summary(print_fn=lambda line, **_: None)
+        log(run_dir, f"start: {args.init or 'random'} {spec}; PublicTest",
+            json.dumps(val.scores(softmax(predict_logits(model, centre_crop(val.images, CROP))))))
 
-    total_epochs = args.epochs
-    if args.model == "vgg19" and args.weights != "none":
-        total_epochs = args.epochs + args.fine_tune_epochs
-    _fit(model, args, x_train, y_train_1h, val, run_dir, state, total_epochs)
-    finish_run(run_dir, args)
-    return run_dir / BEST
+    @tf.function(jit_compile=False)
+    def train_step(x, y):
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(x, training=True), tf.float32)
+            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(y, logits))
+            decay = 0.5 * args.weight_decay * tf.add_n([tf.reduce_sum(tf.square(tf.cast(k, tf.float32)))
+                                                        for k in kernels])
+            total = loss + decay
+        grads = tape.gradient(total, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
 
-
-def _fit(model, args, x_train, y_train_1h, val, run_dir, state, total_epochs):
-    import keras
-
-    class RunState(keras.callbacks.Callback):
-        """Saves a resumable checkpoint plus the early-stopping/best-model state every epoch."""
-
-        def on_epoch_begin(self, epoch, logs=None):
-            pretrained = args.model == "vgg19" and args.weights != "none"
-            if pretrained and epoch == args.epochs and state["phase"] == "main":
-                # phase 2: unfreeze the base with a low learning rate (recompiles the model)
-                state["phase"] = "fine_tune"
-                self.model.get_layer("vgg19").trainable = True
-                compile_model(self.model, args, args.fine_tune_lr)
-            lr = args.fine_tune_lr if state["phase"] == "fine_tune" else (
-                lr_at(epoch, args) if args.schedule == "cosine" else None)
-            if lr is not None:
-                self.model.optimizer.learning_rate.assign(lr)
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs = logs or {}
-            acc = float(logs.get("val_accuracy", 0.0))
-            logs["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-            if state["best"] is None or acc > state["best"]:
-                state["best"], state["wait"] = acc, 0
-                self.model.save(run_dir / BEST)
-                print(f"\nepoch {epoch + 1}: val_accuracy improved to {acc:.4f}, saved {BEST}", flush=True)
-            else:
-                state["wait"] += 1
-            state["epoch"] = epoch + 1
-            tmp = run_dir / ("tmp_" + CHECKPOINT)
-            self.model.save(tmp)
-            os.replace(tmp, run_dir / CHECKPOINT)
-            (run_dir / STATE).write_text(json.dumps(state))
-            if state["wait"] >= args.patience:
-                print(f"early stopping: no val_accuracy gain for {args.patience} epochs", flush=True)
-                self.model.stop_training = True
-
-    callbacks = [
-        RunState(),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=state["epoch"] > 0),
-    ]
-    if args.schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=0.5, patience=3, min_lr=1e-6))
-    if state["epoch"] >= total_epochs or (state["wait"] >= args.patience):
-        return
-    batches = make_sequence(x_train, y_train_1h, args, epoch_offset=state["epoch"])
-    model.fit(batches, validation_data=val, epochs=total_epochs, initial_epoch=state["epoch"],
-              callbacks=callbacks, verbose=args.verbose)
+    steps_per_epoch = len(data.labels) // args.batch
+    if args.max_steps:
+        steps_per_epoch = min(steps_per_epoch, args.max_steps)
+    total_steps = steps_per_epoch * args.epochs
+    while state["epoch"] < args.epochs:
+        started = time.time()
+        rng = np.random.default_rng([args.seed, state["epoch"]])
+        pairs = data.epoch(rng, args.photo_share)
+        loss_sum = 0.0
+        for i in range(steps_per_epoch):
+            faces, targets = data.batch(pairs[i * args.batch:(i + 1) * args.batch], rng, look)
+            x = random_crop_affine(faces, rng, CROP).astype(np.float32)[..., None] / 255.0
+            optimizer.learning_rate.assign(lr_at(state["step"], total_steps, args.lr, args.warmup))
+            loss_sum += float(train_step(tf.constant(x), tf.constant(targets)))
+            state["step"] += 1
+        train_seconds = time.time() - started
+        state["epoch"] += 1
+        scores = val.scores(softmax(predict_logits(model, centre_crop(val.images, CROP))))
+        row = {"epoch": state["epoch"], "loss": round(loss_sum / steps_per_epoch, 4), **scores,
+               "lr_end": round(float(optimizer.learning_rate), 6),
+               "images_per_s": round(steps_per_epoch * args.batch / train_seconds, 1),
+               "seconds": round(time.time() - started, 1)}
+        state["history"].append(row)
+        state["seconds"] += row["seconds"]
+        model.save_weights(ckpt / "tmp.weights.h5")
+        os.replace(ckpt / "tmp.weights.h5", ckpt / "model.weights.h5")
+        np.savez(ckpt / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
+        (ckpt / "state.json").write_text(json.dumps(state))
+        softmax_copy(model, spec).save(run_dir / "model.keras")
+        write_history(run_dir, state["history"])
+        log(run_dir, json.dumps(row))
+    log(run_dir, f"done: {state['epoch']} epochs in {state['seconds'] / 60:.1f} min; model {run_dir / 'model.keras'}")
+    return run_dir / "model.keras"
 
 
-def finish_run(run_dir: Path, args) -> None:
-    """Curves and an evaluation of best.keras on the validation split."""
-    from training.evaluate import evaluate_model, plot_history
+def write_history(run_dir: Path, rows: list[dict]) -> None:
+    from training.evaluate import plot_curves
 
-    if (run_dir / "history.csv").exists():
-        plot_history(run_dir / "history.csv", run_dir / "curves.png")
-    report = evaluate_model(run_dir / BEST, args.val_data or args.data, "val", run_dir,
-                            scaling=args.scaling, cache_dir=args.cache_dir or None)
-    print(f"best model: 7-class accuracy {report['accuracy_7']:.4f}, "
-          f"6-class accuracy {report['accuracy_6']:.4f} on val", flush=True)
+    with open(run_dir / "history.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    epochs = [r["epoch"] for r in rows]
+    plot_curves(epochs, [[("train loss", [r["loss"] for r in rows])],
+                         [(k, [r[k] for r in rows]) for k in ("fer2013_7", "ferplus_6")]], run_dir / "curves.png")
 
 
 def main(argv=None) -> None:
-    started = time.time()
-    best = train(parse_args(argv))
-    print(f"done in {time.time() - started:.0f}s; best model at {best}")
+    train(parse_args(argv))
 
 
 if __name__ == "__main__":
