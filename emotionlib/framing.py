@@ -5,7 +5,7 @@ face); each detector frames faces differently, so each gets its own mapping to t
 framing. ``crop_face`` is the one function serving (and the real-photo evaluation) uses to
 cut a face out of a photo; the crop then goes through ``emotionlib.preprocess``.
 
-The framings in ``FRAMINGS`` were chosen with ``python -m training.realphoto MODEL DEV
+The framings in ``FRAMINGS`` were chosen with ``python -m training.experiments.realphoto MODEL DEV
 --framing-study`` (crop side 0.9-1.3x the box, centre shifted -5%..+10% of its height, and
 for YuNet with or without levelling the eyes), on the real-photo dev set, comparing
 designs, never per image; the table is in models/MODEL_CARD.md.

@@ -76,9 +76,9 @@ def test_a_differently_sized_model_of_the_same_layers_converts():
 
 
 def test_a_centre_cropped_gpu_trained_model_converts():
-    """training.gpu_train's layout: 48 px faces centre-cropped to the 40 px the net was trained on."""
+    """training.experiments.gpu_train's layout: 48 px faces centre-cropped to the 40 px the net was trained on."""
     from training.export import with_centre_crop, with_tta
-    from training.gpu_train import build
+    from training.experiments.gpu_train import build
 
     net = build({"width": 4, "head": 8}, logits=False)
     model = with_tta(with_centre_crop(net, 48), "flip")

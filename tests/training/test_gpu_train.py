@@ -16,7 +16,7 @@ import pytest
 
 from tests.training.test_training import make_images, write_folder
 from training.data import load_split
-from training.gpu_pack import pack, pixel_digest, unpack
+from training.experiments.gpu_pack import pack, pixel_digest, unpack
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def test_tiny_run_writes_models_and_summary(packed, tmp_path):
     _, path = packed
     out = tmp_path / "out"
     env = {**os.environ, "KERAS_BACKEND": "torch"}
-    subprocess.run([sys.executable, "-m", "training.gpu_train", "--pack", str(path), "--out", str(out),
+    subprocess.run([sys.executable, "-m", "training.experiments.gpu_train", "--pack", str(path), "--out", str(out),
                     "--work", str(tmp_path / "work"), "--budget", "90", "--tiny", "--teachers", "1"],
                    cwd=ROOT, env=env, check=True, timeout=600)
     summary = json.loads((out / "summary.json").read_text())

@@ -1,4 +1,4 @@
-"""training.swa: weight averaging of a gpu_train model on the CPU, resumable (generated data)."""
+"""training.experiments.swa: weight averaging of a gpu_train model on the CPU, resumable (generated data)."""
 from __future__ import annotations
 
 import csv
@@ -10,8 +10,8 @@ from tests.training.test_training import dataset  # noqa: F401  (the tiny FER201
 
 
 def tiny_source(tmp_path):
-    """A width-4 model saved the way training.gpu_train saves one (float16 npz + summary.json)."""
-    from training.gpu_train import build
+    """A width-4 model saved the way training.experiments.gpu_train saves one (float16 npz + summary.json)."""
+    from training.experiments.gpu_train import build
 
     spec = {"name": "teacher0", "width": 4, "head": 8, "batch": 8, "lr": 0.1, "weight_decay": 5e-4, "seed": 1}
     model = build(spec)
@@ -23,29 +23,14 @@ def tiny_source(tmp_path):
 
 
 def swa(dataset, source, run_dir, *extra):  # noqa: F811
-    from training.swa import main
+    from training.experiments.swa import main
 
     main(["--source", str(source), "--data", str(dataset), "--run-dir", str(run_dir), "--cache-dir", "",
           "--batch", "8", "--bn-batches", "2", *extra])
 
 
-def test_augment_is_the_gpu_recipes_warp():
-    """With no rotation, scale or shift and a crop as large as the face, the warp is the
-    identity or the mirror image, pixel for pixel (the GPU recipe's affine_grid convention)."""
-    from training.swa import augment
-
-    rng = np.random.default_rng(0)
-    faces = rng.integers(0, 256, (32, 48, 48), dtype=np.uint8)
-    out = augment(faces, rng, crop=48, rotation=0, scale=0, shift=0, erase_p=0)
-    mirrored = [not np.array_equal(a, b) and np.array_equal(a[:, ::-1], b) for a, b in zip(faces, out)]
-    assert all(np.array_equal(a, b) or m for a, b, m in zip(faces, out, mirrored))
-    assert 4 < sum(mirrored) < 28
-    crops = augment(faces, np.random.default_rng(1))
-    assert crops.shape == (32, 40, 40) and crops.dtype == np.uint8
-
-
 def test_run_resumes_and_exports(dataset, tmp_path, monkeypatch):  # noqa: F811
-    from training.export import load_source
+    from training.experiments.gpu_train import load_weights
 
     monkeypatch.chdir(tmp_path)  # an empty --cache-dir must not leave caches in the working folder
 
@@ -58,7 +43,7 @@ def test_run_resumes_and_exports(dataset, tmp_path, monkeypatch):  # noqa: F811
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     state = json.loads((run_dir / "checkpoint" / "state.json").read_text())
     assert state["averaged"] == 2
-    model = load_source(run_dir / "swa.weights.npz")  # what training.export reads
+    model, _ = load_weights(run_dir / "swa.weights.npz")
     probs = np.asarray(model(np.zeros((2, 40, 40, 1), np.float32)))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
     assert not list(tmp_path.glob("fer_*.npz"))

@@ -1,7 +1,7 @@
 """The whole pipeline on real photos: detect -> frame -> crop -> classify, scored per photo.
 
-    python -m training.realphoto models/emotion_classifier.keras ../shared/data/real_photos_dev
-    python -m training.realphoto MODEL DEV_DIR --framing-study      # compare crop framings
+    python -m training.experiments.realphoto models/emotion_classifier.keras ../shared/data/real_photos_dev
+    python -m training.experiments.realphoto MODEL DEV_DIR --framing-study      # compare crop framings
 
 The dev set (read its README) is for comparing designs only: never train on it or tune
 per image. Scoring as its README says: the largest returned face of each photo against

@@ -1,6 +1,6 @@
 """Pack FER2013's train and val JPEGs into one file that travels to a GPU machine.
 
-    python -m training.gpu_pack ../shared/data/fer2013 .gpu/fer2013_jpeg.npz
+    python -m training.experiments.gpu_pack ../shared/data/fer2013 .gpu/fer2013_jpeg.npz
 
 The JPEG bytes are stored as they are (48.5 MiB: smaller than the pixels, even
 compressed), concatenated, with offsets and labels, in the order ``training.data``

@@ -1,6 +1,6 @@
 """Where a GPU training step's time goes (KERAS_BACKEND=torch): augment, forward, backward, step.
 
-    KERAS_BACKEND=torch python -m training.gpu_profile --pack .gpu/fer2013_jpeg.npz
+    KERAS_BACKEND=torch python -m training.experiments.gpu_profile --pack .gpu/fer2013_jpeg.npz
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     import torch
 
-    from training import gpu_train as g
+    from training.experiments import gpu_train as g
 
     dev = "cuda"
     torch.backends.cudnn.benchmark = True

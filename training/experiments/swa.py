@@ -1,18 +1,18 @@
 """Stochastic weight averaging (SWA) of a trained model, on the CPU, resumable epoch by epoch.
 
-    python -m training.swa --source runs/gpu3/teacher0.weights.npz --data ../shared/data/fer2013 \
+    python -m training.experiments.swa --source runs/gpu3/teacher0.weights.npz --data ../shared/data/fer2013 \
         --run-dir runs/swa --epochs 12
-    python -m training.swa ... --resume              # after an interruption (loses < 1 epoch)
+    python -m training.experiments.swa ... --resume              # after an interruption (loses < 1 epoch)
     python -m training.export runs/swa/swa.weights.npz models/emotion_classifier.keras --tta flip \
         --data ../shared/data/fer2013
 
 Izmailov et al. 2018 (arXiv:1803.05407): continue training a converged network with SGD at a
 constant learning rate and average the weights of the end of every epoch; the average sits
 in a flatter, wider region of the loss than any single point, which generalises better.
-Here it continues the shipped GPU model (training.gpu_train's recipe: 40 px random crops of
+Here it continues the shipped GPU model (training.experiments.gpu_train's recipe: 40 px random crops of
 the 48 px faces, rotation, scale, shift, flip, random erasing; SGD with Nesterov momentum,
 weight decay on kernels) on FER2013 Training only, with the same augmentation done with
-OpenCV on the CPU. After each epoch the running average gets batch-norm statistics
+OpenCV on the CPU (training.augment.random_crop_affine). After each epoch the running average gets batch-norm statistics
 recomputed on training images and is scored on PublicTest (centre crop + mirror, as
 served). Every epoch writes a checkpoint (SGD weights, optimizer state, running average),
 so ``--resume`` loses at most the epoch in progress.
@@ -26,12 +26,12 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
+
+from training.augment import random_crop_affine
 
 CROP, FULL = 40, 48
 
@@ -41,40 +41,6 @@ def log(run_dir: Path, *parts) -> None:
     print(line, flush=True)
     with open(run_dir / "log.txt", "a") as handle:
         handle.write(line + "\n")
-
-
-def augment(images: np.ndarray, rng: np.random.Generator, crop: int = CROP, rotation: float = 15.0,
-            scale: float = 0.15, shift: float = 0.08, erase_p: float = 0.5) -> np.ndarray:
-    """uint8 (B, 48, 48) -> uint8 (B, crop, crop): training.gpu_train.augment on the CPU.
-
-    One affine warp per image (random crop position, rotation, scale, extra shift, mirror;
-    replicated borders, bilinear), then random erasing of one rectangle (2-25% of the
-    area, aspect 1/3..3) filled with uniform noise, with probability erase_p.
-    """
-    b, full = len(images), images.shape[1]
-    out = np.empty((b, crop, crop), np.uint8)
-    angle = np.radians(rng.uniform(-rotation, rotation, b))
-    s = 1.0 + rng.uniform(-scale, scale, b)
-    flip = np.where(rng.random(b) < 0.5, -1.0, 1.0)
-    room = 1.0 - crop / full
-    t = rng.uniform(-1, 1, (b, 2)) * (room + shift) * (full / 2.0)
-    c_in, c_out = (full - 1) / 2.0, (crop - 1) / 2.0
-    for i in range(b):
-        ca, sa = math.cos(angle[i]) / s[i], math.sin(angle[i]) / s[i]
-        a = np.array([[ca * flip[i], -sa], [sa * flip[i], ca]])  # output -> input, as grid_sample's theta
-        offset = np.array([c_in, c_in]) + t[i] - a @ np.array([c_out, c_out])
-        matrix = np.hstack([a, offset[:, None]])
-        out[i] = cv2.warpAffine(images[i], matrix, (crop, crop), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                borderMode=cv2.BORDER_REPLICATE)
-    erase = rng.random(b) < erase_p
-    for i in np.flatnonzero(erase):
-        area = rng.uniform(0.02, 0.25) * crop * crop
-        aspect = math.exp(rng.uniform(-math.log(3.0), math.log(3.0)))
-        h = int(min(crop, max(1, round(math.sqrt(area * aspect)))))
-        w = int(min(crop, max(1, round(math.sqrt(area / aspect)))))
-        y0, x0 = rng.integers(0, crop - h + 1), rng.integers(0, crop - w + 1)
-        out[i, y0:y0 + h, x0:x0 + w] = rng.integers(0, 256, (h, w), dtype=np.uint8)
-    return out
 
 
 def centre_views(images: np.ndarray, crop: int = CROP) -> list[np.ndarray]:
@@ -87,7 +53,7 @@ def centre_views(images: np.ndarray, crop: int = CROP) -> list[np.ndarray]:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", type=Path, required=True,
-                   help="starting weights: NAME.weights.npz of training.gpu_train (summary.json beside it)")
+                   help="starting weights: NAME.weights.npz of training.experiments.gpu_train (summary.json beside it)")
     p.add_argument("--data", required=True, help="FER2013 folder (train/ and val/) or fer2013.csv")
     p.add_argument("--run-dir", type=Path, required=True, help="output folder")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last checkpoint")
@@ -111,7 +77,7 @@ def main(argv=None) -> None:
     import tensorflow as tf
 
     from training.data import load_split_cached
-    from training.export import load_gpu_weights
+    from training.experiments.gpu_train import load_weights as load_gpu_weights
 
     run_dir = args.run_dir
     ckpt = run_dir / "checkpoint"
@@ -171,7 +137,7 @@ def main(argv=None) -> None:
         total = 0.0
         for i in range(steps):
             idx = order[i * bs:(i + 1) * bs]
-            x = augment(x_train[idx], rng).astype(np.float32)[..., None] / 255.0
+            x = random_crop_affine(x_train[idx], rng, CROP).astype(np.float32)[..., None] / 255.0
             total += float(train_step(tf.constant(x), tf.constant(y_train[idx])))
         train_s = time.time() - t0
         weights = model.get_weights()
@@ -213,7 +179,7 @@ def recompute_bn(model, x_train, rng, batches: int, batch: int = 256) -> None:
         for layer in bns:
             layer.momentum = 1.0 - 1.0 / (k + 1)
         idx = rng.integers(0, len(x_train), batch)
-        x = augment(x_train[idx], rng).astype(np.float32)[..., None] / 255.0
+        x = random_crop_affine(x_train[idx], rng, CROP).astype(np.float32)[..., None] / 255.0
         model(x, training=True)
     for layer in bns:
         layer.momentum = 0.99

@@ -1,6 +1,6 @@
 """Teachers, then distilled students, on a GPU inside a fixed wall-clock budget.
 
-    KERAS_BACKEND=torch python -m training.gpu_train --pack .gpu/fer2013_jpeg.npz \
+    KERAS_BACKEND=torch python -m training.experiments.gpu_train --pack .gpu/fer2013_jpeg.npz \
         --out OUT --budget 540
 
 The recipe of the published FER2013 VGG nets (4 stages x 2 convolutions, 64 -> 512
@@ -58,7 +58,7 @@ def log(out: Path, *parts) -> None:
 def load_data(pack: Path, cache: Path, tiny: bool):
     """uint8 (N, 48, 48) train/val arrays, decoded once and cached as .npy for the workers."""
     if not (cache / "x_train.npy").exists():
-        from training.gpu_pack import unpack
+        from training.experiments.gpu_pack import unpack
 
         cache.mkdir(parents=True, exist_ok=True)
         for split in ("train", "val"):
@@ -276,7 +276,7 @@ def run_parallel(specs: list[dict], work: Path, out: Path) -> list[dict]:
     for spec in specs:
         path = work / f"{spec['name']}.spec.json"
         path.write_text(json.dumps(spec))
-        cmd = [sys.executable, "-m", "training.gpu_train", "--worker", str(path), "--work", str(work),
+        cmd = [sys.executable, "-m", "training.experiments.gpu_train", "--worker", str(path), "--work", str(work),
                "--out", str(out)]
         procs.append((spec, subprocess.Popen(cmd, stdout=open(work / f"{spec['name']}.log", "w"),
                                              stderr=subprocess.STDOUT)))
@@ -390,7 +390,7 @@ def orchestrate(args) -> None:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--pack", help="FER2013 pack from training.gpu_pack")
+    p.add_argument("--pack", help="FER2013 pack from training.experiments.gpu_pack")
     p.add_argument("--out", required=True, help="output folder (models, logs, summary)")
     p.add_argument("--work", default="/tmp/gpu_train_work", help="scratch folder (weights, decoded data)")
     p.add_argument("--budget", type=float, default=540, help="wall-clock seconds for the whole run")
@@ -406,6 +406,21 @@ def parse_args(argv=None):
     p.add_argument("--tiny", action="store_true", help="a tiny, fast run (tests, CPU)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     return p.parse_args(argv)
+
+
+
+def load_weights(source: Path, logits: bool = False):
+    """(model, spec) from a ``<name>.weights.npz`` this script wrote: float16 weights of the
+    model described by the ``summary.json`` beside it."""
+    name = source.name[: -len(".weights.npz")]
+    summary = json.loads((source.parent / "summary.json").read_text())
+    entries = [r for r in summary["teachers"] + summary.get("students", []) if r["name"] == name]
+    if not entries:
+        raise ValueError(f"{source.parent / 'summary.json'} describes no model named {name!r}")
+    model = build(entries[0]["spec"], logits=logits)
+    with np.load(source) as weights:
+        model.set_weights([weights[f"arr_{i}"].astype(np.float32) for i in range(len(weights.files))])
+    return model, entries[0]["spec"]
 
 
 def main(argv=None) -> None:
