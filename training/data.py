@@ -22,6 +22,14 @@ from emotionlib.errors import InputError
 from emotionlib.labels import FER2013_LABELS
 from emotionlib.preprocess import to_gray
 
+# Where the project's data lives (../shared/data beside the checkout) and where decoded copies
+# are cached; every training command defaults to these.
+SHARED = "../shared/data"
+FER_DATA = f"{SHARED}/fer2013"
+PHOTO_POOL = f"{SHARED}/real_photos_train"
+PHOTO_DEV_SETS = {"news": f"{SHARED}/real_photos_dev", "posed": f"{SHARED}/posed_photos_dev"}
+CACHE_DIR = str(Path.home() / ".cache" / "fer-training")
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 # Split names accepted for the CSV form, and the folder aliases used by common copies.
 CSV_USAGE = {"train": "Training", "val": "PublicTest", "test": "PrivateTest"}

@@ -1,25 +1,40 @@
-"""Evaluate a Keras emotion model on a FER2013 split, or compare candidates in one table.
+"""Score candidate models as the service runs them: one table row per candidate.
 
-    python -m training.evaluate models/emotion_vggnet.keras ../shared/data/fer2013 --split val
-    python -m training.evaluate --table A.keras B.keras --data ../shared/data/fer2013 \
-        --dev ../shared/data/real_photos_dev --out models/candidates.md
+    python -m training.evaluate models/emotion_classifier.onnx runs/teacher/model.keras \
+        --out models/candidates.md
 
-Prints and writes ``evaluation.json`` (7-class accuracy, 6-class accuracy with disgust
-folded into angry as the API reports it, per-class precision/recall/F1, confusion
-matrices) and ``confusion_matrix.png`` into --out (default: the model's folder).
+Every number comes from the ONNX graph on ONNX Runtime (emotionlib.classifier.Classifier,
+the service's own runtime): a ``.onnx`` file is scored as it is (an int8 graph too), a Keras
+file is converted first (emotionlib.convert). Per candidate:
+
+- PublicTest (``../shared/data/fer2013/val``): 7- and 6-class accuracy by FER2013's labels
+  (disgust folded into angry for 6), and 6-class accuracy by the FER+ majority
+  (training.targets.ferplus_majority; images without one left out);
+- the whole pipeline on both photo dev sets with each detector (training.photos: the
+  service's own detection and framing, largest face per photo, a photo without a face
+  wrong): faces found, right on found, overall, recall per class;
+- cost: GFLOP per face (the graph's convolutions and matrix products), ms per face at batch
+  1 and 32 on this machine's CPU (all cores; compare rows of one run, not machines).
+
+``--report DIR`` also writes evaluation.json (per-class precision/recall/F1, confusion
+matrices, all of the above) and confusion_matrix.png for the first candidate (the model
+card reads them). The dev sets are for comparing designs only: never tune on them.
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import json
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
 from emotionlib.labels import EMOTIONS, FER2013_LABELS, FOLDED, fold_probabilities
-from emotionlib.preprocess import SCALINGS, preprocess_batch
-from training.data import load_split_cached
+from training.data import CACHE_DIR, FER_DATA, PHOTO_DEV_SETS as PHOTO_SETS
+
+DETECTORS = ("haar", "yunet")
+TO6 = np.array([EMOTIONS.index(FOLDED.get(name, name)) for name in FER2013_LABELS])
 
 
 def per_class(confusion: np.ndarray, labels) -> dict:
@@ -42,17 +57,12 @@ def confusion_matrix(y_true, y_pred, n: int) -> np.ndarray:
     return matrix
 
 
-def predict(model, images: np.ndarray, scaling: str, batch_size: int = 256) -> np.ndarray:
-    size, channels = int(model.input_shape[1]), int(model.input_shape[3])
-    x = preprocess_batch(images, size, channels, scaling)
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
-
-
 def report_from_probs(probs: np.ndarray, y_true: np.ndarray, labels=FER2013_LABELS) -> dict:
+    """Accuracies, per-class scores and confusion matrices of (N, 7) probabilities, 7-class and
+    as the API reports them (6 classes, disgust folded into angry, truth likewise)."""
     labels = list(labels)
     y_pred = probs.argmax(axis=1)
     cm7 = confusion_matrix(y_true, y_pred, len(labels))
-    # The API's view: fold the model's classes into the six emotions, truth likewise.
     to6 = np.array([EMOTIONS.index(FOLDED.get(name, name)) for name in labels])
     y6_true = to6[y_true]
     y6_pred = fold_probabilities(probs, labels).argmax(axis=1)
@@ -68,9 +78,6 @@ def report_from_probs(probs: np.ndarray, y_true: np.ndarray, labels=FER2013_LABE
         "confusion_7": cm7.tolist(),
         "confusion_6": cm6.tolist(),
     }
-
-
-TO6 = np.array([EMOTIONS.index(FOLDED.get(name, name)) for name in FER2013_LABELS])
 
 
 def fer_scores(probs: np.ndarray, labels: np.ndarray, ferplus: np.ndarray) -> dict:
@@ -130,7 +137,7 @@ def plot_curves(epochs, panels, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4))
-    for ax, lines in zip(axes, panels):
+    for ax, lines in zip(np.atleast_1d(axes), panels):
         for label, values in lines:
             ax.plot(epochs, values, label=label)
         ax.set_xlabel("epoch")
@@ -141,169 +148,173 @@ def plot_curves(epochs, panels, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_history(history_csv: Path, path: Path) -> None:
-    with open(history_csv, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows:
-        return
-    panels = []
-    for key in ("loss", "accuracy"):
-        lines = [(f"train {key}", [float(r[key]) for r in rows])]
-        if f"val_{key}" in rows[0]:
-            lines.append((f"val {key}", [float(r[f"val_{key}"]) for r in rows]))
-        panels.append(lines)
-    plot_curves([int(r["epoch"]) + 1 for r in rows], panels, path)
+def served_graph(path: Path, workdir: Path) -> Path:
+    """The ONNX graph the service would run for a candidate file (.onnx as it is; Keras converted)."""
+    if path.suffix.lower() == ".onnx":
+        return path
+    from emotionlib.convert import checked_onnx, load_keras
+
+    spec, model = load_keras(path, FER2013_LABELS)
+    out = workdir / f"{path.stem}.onnx"
+    out.write_bytes(checked_onnx(model, spec["input_size"], spec["channels"]))
+    return out
 
 
-def evaluate_model(model_path, data, split: str = "val", out_dir=None, scaling: str = "unit",
-                   cache_dir=None, labels=FER2013_LABELS) -> dict:
-    import keras
+def onnx_flops(graph_path: Path) -> float:
+    """Multiply-add FLOPs (x2) of one face through an ONNX graph: its Conv and MatMul/Gemm nodes
+    (an int8 QDQ graph keeps them, so it counts the same work)."""
+    import onnx
+    from onnx import numpy_helper, shape_inference
 
-    model = keras.models.load_model(model_path, compile=False)
-    images, y_true = load_split_cached(data, split, cache_dir)
-    probs = predict(model, images, scaling)
-    if probs.shape[1] != len(labels):
-        raise ValueError(f"model has {probs.shape[1]} outputs but {len(labels)} labels were given")
-    report = {"model": str(model_path), "data": str(data), "split": split, "scaling": scaling,
-              **report_from_probs(probs, y_true, labels)}
-    out_dir = Path(out_dir or Path(model_path).parent)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2))
-    plot_confusion(report["confusion_7"], report["labels_7"], out_dir / "confusion_matrix.png",
-                   f"{split}: 7-class accuracy {report['accuracy_7']:.2%}")
-    return report
-
-
-def onnx_flops(model) -> float:
-    """Multiply-add FLOPs (x2) of one face through the model as served (its ONNX graph)."""
-    from onnx import shape_inference
-
-    from emotionlib.convert import keras_to_onnx
-
-    graph = keras_to_onnx(model)
-    graph.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
-    inferred = shape_inference.infer_shapes(graph).graph
+    model = onnx.load(str(graph_path))
+    model.graph.input[0].type.tensor_type.shape.dim[0].dim_value = 1
+    graph = shape_inference.infer_shapes(model).graph
     shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in list(inferred.value_info) + list(inferred.input) + list(inferred.output)}
-    consts = {t.name: list(t.dims) for t in inferred.initializer}
+              for v in list(graph.value_info) + list(graph.input) + list(graph.output)}
+    consts = {t.name: list(numpy_helper.to_array(t).shape) for t in graph.initializer}
+    # QDQ: a weight reaches Conv/MatMul through DequantizeLinear; follow it to the initializer
+    producer = {out: node for node in graph.node for out in node.output}
+
+    def const_shape(name):
+        while name not in consts and name in producer and producer[name].op_type in ("DequantizeLinear", "Identity"):
+            name = producer[name].input[0]
+        return consts.get(name)
+
     flops = 0.0
-    for node in inferred.node:
+    for node in graph.node:
         if node.op_type == "Conv":
-            out, kernel = shapes[node.output[0]], consts[node.input[1]]
+            out, kernel = shapes[node.output[0]], const_shape(node.input[1])
             flops += 2.0 * np.prod(out) * np.prod(kernel[1:])
-        elif node.op_type == "MatMul":
-            a = shapes.get(node.input[0]) or consts[node.input[0]]
-            b = consts.get(node.input[1]) or shapes[node.input[1]]
+        elif node.op_type in ("MatMul", "Gemm"):
+            a = shapes.get(node.input[0]) or const_shape(node.input[0])
+            b = const_shape(node.input[1]) or shapes[node.input[1]]
             flops += 2.0 * np.prod(a[:-1]) * a[-1] * b[-1]
     return float(flops)
 
 
-def time_per_face(model, batch: int, repeats: int = 20) -> float:
-    """Median milliseconds per face of the served runtime (ONNX Runtime, all cores)."""
-    import tempfile
-    import time
-
-    from emotionlib.convert import keras_to_onnx
-    from emotionlib.classifier import Classifier
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        path.write_bytes(keras_to_onnx(model).SerializeToString())
-        size, channels = int(model.input_shape[1]), int(model.input_shape[3])
-        classifier = Classifier(path, FER2013_LABELS, size, channels)
-        faces = np.random.default_rng(0).integers(0, 256, (batch, size, size), dtype=np.uint8)
-        for _ in range(3):
-            classifier(faces)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            classifier(faces)
-            times.append(time.perf_counter() - start)
+def time_per_face(classifier, batch: int, seconds: float = 2.0) -> float:
+    """Median milliseconds per face of ``classifier`` on random faces at ``batch``."""
+    faces = np.random.default_rng(0).integers(0, 256, (batch, classifier.input_size, classifier.input_size),
+                                              dtype=np.uint8)
+    for _ in range(3):
+        classifier(faces)
+    times, started = [], time.perf_counter()
+    while time.perf_counter() - started < seconds or len(times) < 5:
+        t0 = time.perf_counter()
+        classifier(faces)
+        times.append(time.perf_counter() - t0)
     return float(np.median(times)) * 1000 / batch
 
 
-def candidate_row(model_path: Path, data, dev_dir, cache_dir=None) -> dict:
-    """Every number of one candidate: PublicTest, real photos per detector, cost."""
-    from training.realphoto import DETECTORS, evaluate as evaluate_photos, load
+class Benchmarks:
+    """The evaluation data, loaded once for all candidates."""
 
-    model, meta = load(model_path)
-    images, y_true = load_split_cached(data, "val", cache_dir)
-    report = report_from_probs(predict(model, images, meta["scaling"]), y_true, meta["labels"])
-    row = {"model": str(model_path), "parameters": int(model.count_params()),
-           "val_accuracy_7": report["accuracy_7"], "val_accuracy_6": report["accuracy_6"],
-           "gflop_per_face": round(onnx_flops(model) / 1e9, 3),
-           "ms_per_face_batch1": round(time_per_face(model, 1), 2),
-           "ms_per_face_batch32": round(time_per_face(model, 32), 2)}
-    if dev_dir:
-        from emotionlib.framing import FRAMINGS
+    def __init__(self, fer: str = FER_DATA, photo_sets: dict = PHOTO_SETS, cache_dir=None, detectors=DETECTORS):
+        """fer: FER2013 folder (val/ and ferplus_votes.csv); photo_sets: name -> labelled photo folder."""
+        from training.data import list_folder, load_split_cached, split_folder
+        from training.photos import crop_folder_cached
+        from training.targets import ferplus_majority, read_votes
 
-        for detector in DETECTORS:
-            row[f"real_{detector}"] = evaluate_photos(model, meta, Path(dev_dir), detector, [FRAMINGS[detector]])[0]
-    return row
+        self.images, self.labels = load_split_cached(fer, "val", cache_dir)
+        files, _ = list_folder(split_folder(fer, "val"))
+        self.ferplus = ferplus_majority(read_votes(fer, files))
+        self.photos = {(name, detector): crop_folder_cached(folder, detector, cache_dir)
+                       for name, folder in photo_sets.items() for detector in detectors}
 
 
-def write_table(rows: list[dict], out: Path) -> str:
-    """A markdown table of candidate rows (and the rows as JSON beside it)."""
-    head = ("| model | params | PublicTest 7-class | 6-class | GFLOP/face | ms/face b1 | ms/face b32 |"
-            " real Haar found / right / overall | real YuNet found / right / overall |")
-    lines = [head, "|" + "---|" * 9]
+def raw_probs(classifier, faces: np.ndarray, batch: int = 256) -> np.ndarray:
+    """(N, 7) model outputs of uint8 48 px faces, through the served preprocessing and runtime."""
+    from emotionlib.preprocess import scale_pixels
+
+    out = [classifier.raw(scale_pixels(faces[i:i + batch], classifier.channels, classifier.scaling))
+           for i in range(0, len(faces), batch)]
+    return np.concatenate(out) if out else np.zeros((0, len(FER2013_LABELS)), np.float32)
+
+
+def candidate_row(path: Path, bench: Benchmarks, workdir: Path, timing: bool = True) -> tuple[dict, np.ndarray]:
+    """Every number of one candidate, and its PublicTest probabilities (for --report)."""
+    from emotionlib.classifier import Classifier
+
+    graph = served_graph(path, workdir)
+    classifier = Classifier(graph, FER2013_LABELS)
+    probs = raw_probs(classifier, bench.images)
+    row = {"model": path.name, **fer_scores(probs, bench.labels, bench.ferplus),
+           "gflop_per_face": round(onnx_flops(graph) / 1e9, 3)}
+    for (short, detector), crops in bench.photos.items():
+        row[f"{short}_{detector}"] = photo_scores(raw_probs(classifier, crops.images), crops)
+    if timing:
+        row["ms_per_face_b1"] = round(time_per_face(classifier, 1), 3)
+        row["ms_per_face_b32"] = round(time_per_face(classifier, 32), 3)
+    return row, probs
+
+
+def table(rows: list[dict]) -> str:
+    """The candidates as markdown: the main table, then recall per class on the photo sets."""
+    photo_keys = [k for k in rows[0] if isinstance(rows[0][k], dict)] if rows else []
+    head = ["model", "PublicTest 7c", "6c", "FER+ 6c"] + [f"{k.replace('_', ' ')} found / right / overall"
+                                                          for k in photo_keys]
+    head += ["GFLOP", "ms/face b1", "ms/face b32"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        real = []
-        for detector in ("haar", "yunet"):
-            d = r.get(f"real_{detector}")
-            real.append(f"{d['face_found']:.1%} / {d['right_on_found']:.1%} / **{d['overall']:.1%}**" if d else "-")
-        lines.append(f"| `{Path(r['model']).name}` | {r['parameters'] / 1e6:.2f} M | **{r['val_accuracy_7']:.2%}** | "
-                     f"{r['val_accuracy_6']:.2%} | {r['gflop_per_face']:.2f} | {r['ms_per_face_batch1']:.2f} | "
-                     f"{r['ms_per_face_batch32']:.2f} | {real[0]} | {real[1]} |")
-    per_class = ["", "Real-photo recall per class (overall, largest face per photo):", "",
-                 "| model | detector | " + " | ".join(EMOTIONS) + " |", "|" + "---|" * (2 + len(EMOTIONS))]
+        cells = [f"`{r['model']}`", f"**{r['fer2013_7']:.2%}**", f"{r['fer2013_6']:.2%}", f"**{r['ferplus_6']:.2%}**"]
+        cells += [f"{r[k]['face_found']:.1%} / {r[k]['right_on_found']:.1%} / **{r[k]['overall']:.1%}**" for k in photo_keys]
+        cells += [f"{r['gflop_per_face']:.2f}", f"{r.get('ms_per_face_b1', float('nan')):.2f}",
+                  f"{r.get('ms_per_face_b32', float('nan')):.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Recall per class on the photo sets (largest face per photo, a photo without a face wrong):", "",
+              "| model | set | " + " | ".join(EMOTIONS) + " |", "|" + "---|" * (2 + len(EMOTIONS))]
     for r in rows:
-        for detector in ("haar", "yunet"):
-            d = r.get(f"real_{detector}")
-            if d:
-                recall = d["per_class_recall"]
-                cells = " | ".join(f"{recall[e]:.0%}" if e in recall else "-" for e in EMOTIONS)
-                per_class.append(f"| `{Path(r['model']).name}` | {detector} | {cells} |")
-    text = "\n".join(lines + per_class) + "\n"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
-    return text
+        for k in photo_keys:
+            recall = r[k]["per_class_recall"]
+            cells = " | ".join(f"{recall[e]:.0%}" if e in recall else "-" for e in EMOTIONS)
+            lines.append(f"| `{r['model']}` | {k.replace('_', ' ')} | {cells} |")
+    return "\n".join(lines) + "\n"
 
 
-def table_main(argv) -> None:
-    p = argparse.ArgumentParser(description="Compare candidate models in one table.")
-    p.add_argument("--table", nargs="+", type=Path, required=True, help="candidate .keras files")
-    p.add_argument("--data", required=True, help="FER2013 folder or csv (PublicTest = val)")
-    p.add_argument("--dev", help="real-photo dev folder (labels.csv, images/)")
-    p.add_argument("--out", type=Path, default=Path("runs/candidates.md"), help="markdown table to write")
-    p.add_argument("--cache-dir", default=None, help="cache decoded datasets here as .npz")
-    args = p.parse_args(argv)
-    rows = [candidate_row(m, args.data, args.dev, args.cache_dir) for m in args.table]
-    print(write_table(rows, args.out))
+def write_report(out_dir: Path, row: dict, probs: np.ndarray, labels: np.ndarray) -> dict:
+    """evaluation.json and confusion_matrix.png of one candidate (what the model card shows)."""
+    report = {**row, **report_from_probs(probs, labels)}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "evaluation.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_confusion(report["confusion_6"], report["labels_6"], out_dir / "confusion_matrix.png",
+                   f"PublicTest as the API reports it: {report['accuracy_6']:.2%}")
+    return report
+
+
+def evaluate(paths, fer: str = FER_DATA, photo_sets: dict = PHOTO_SETS, cache_dir=None, timing: bool = True,
+             report_dir: Path | None = None) -> list[dict]:
+    bench = Benchmarks(fer, photo_sets, cache_dir)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i, path in enumerate(paths):
+            row, probs = candidate_row(Path(path), bench, Path(tmp), timing)
+            rows.append(row)
+            if report_dir is not None and i == 0:
+                write_report(report_dir, row, probs, bench.labels)
+    return rows
 
 
 def main(argv=None) -> None:
-    import sys
-
-    argv = sys.argv[1:] if argv is None else argv
-    if "--table" in argv:
-        return table_main(argv)
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="a .keras (or .h5) model file")
-    p.add_argument("data", help="FER2013 folder or fer2013.csv")
-    p.add_argument("--split", default="val", help="train, val (PublicTest) or test (PrivateTest)")
-    p.add_argument("--scaling", choices=SCALINGS, default="unit", help="pixel scaling the model expects")
-    p.add_argument("--out", help="output folder (default: next to the model)")
-    p.add_argument("--cache-dir", default=None, help="cache decoded datasets here as .npz")
+    p.add_argument("models", nargs="+", type=Path, help="candidate files (.onnx as served, or Keras)")
+    p.add_argument("--data", default=FER_DATA, help="FER2013 folder (val/ and ferplus_votes.csv)")
+    p.add_argument("--photo-set", action="append", metavar="NAME=FOLDER",
+                   help="a labelled photo set to score (repeatable; default: "
+                        + ", ".join(f"{k}={v}" for k, v in PHOTO_SETS.items()) + "; 'none' for none)")
+    p.add_argument("--out", type=Path, help="write the table here (markdown) and its rows beside it (.json)")
+    p.add_argument("--report", type=Path, help="write evaluation.json and confusion_matrix.png of the first model here")
+    p.add_argument("--no-timing", action="store_true", help="skip the ms/face measurements")
+    p.add_argument("--cache-dir", default=CACHE_DIR,
+                   help="decoded datasets and photo crops are cached here ('' to disable)")
     args = p.parse_args(argv)
-    report = evaluate_model(args.model, args.data, args.split, args.out, args.scaling, args.cache_dir)
-    print(f"{report['samples']} images of split {args.split!r}")
-    print(f"7-class accuracy: {report['accuracy_7']:.4f}")
-    print(f"6-class accuracy: {report['accuracy_6']:.4f} (disgust folded into angry)")
-    print(f"{'class':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
-    for name, row in report["per_class_7"].items():
-        print(f"{name:<10}{row['precision']:>10.3f}{row['recall']:>10.3f}{row['f1']:>10.3f}{row['support']:>9}")
+    sets = PHOTO_SETS if not args.photo_set else dict(item.split("=", 1) for item in args.photo_set if item != "none")
+    rows = evaluate(args.models, args.data, sets, args.cache_dir or None, not args.no_timing, args.report)
+    text = table(rows)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -45,15 +45,15 @@ def teacher_outputs(model_path, data: str, photos: str, detectors=("haar", "yune
 
 
 def main(argv=None) -> None:
-    from training.train import DEFAULT_DATA, DEFAULT_PHOTOS
+    from training.data import CACHE_DIR, FER_DATA, PHOTO_POOL
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", type=Path, help="the teacher (.keras, softmax outputs)")
     p.add_argument("out", type=Path, help=".npz to write")
-    p.add_argument("--data", default=DEFAULT_DATA)
-    p.add_argument("--photos", default=DEFAULT_PHOTOS, help="photo pool ('' for none)")
+    p.add_argument("--data", default=FER_DATA)
+    p.add_argument("--photos", default=PHOTO_POOL, help="photo pool ('' for none)")
     p.add_argument("--photo-detectors", default="haar,yunet")
-    p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "fer-training"))
+    p.add_argument("--cache-dir", default=CACHE_DIR)
     args = p.parse_args(argv)
     outputs = teacher_outputs(args.model, args.data, args.photos, args.photo_detectors.split(","),
                               args.cache_dir or None)

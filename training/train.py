@@ -31,20 +31,19 @@ from pathlib import Path
 import numpy as np
 
 from emotionlib.labels import FER2013_LABELS
+from training.data import CACHE_DIR, FER_DATA, PHOTO_POOL
 from training.augment import PhotoLook, centre_crop, photo_look, random_crop_affine
 from training.targets import TargetMix
 
 CROP, FULL = 40, 48
-DEFAULT_DATA = "../shared/data/fer2013"
-DEFAULT_PHOTOS = "../shared/data/real_photos_train"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run-dir", type=Path, required=True, help="output folder of this run")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    p.add_argument("--data", default=DEFAULT_DATA, help="FER2013 folder: train/, val/ and ferplus_votes.csv")
-    p.add_argument("--photos", default=DEFAULT_PHOTOS, help="labelled real-photo training pool ('' for none)")
+    p.add_argument("--data", default=FER_DATA, help="FER2013 folder: train/, val/ and ferplus_votes.csv")
+    p.add_argument("--photos", default=PHOTO_POOL, help="labelled real-photo training pool ('' for none)")
     p.add_argument("--photo-detectors", default="haar,yunet",
                    help="detectors whose crops of the pool are used (each photo: one of them at random)")
     p.add_argument("--photo-share", type=float, default=0.25,
@@ -67,8 +66,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--precision", choices=("float32", "mixed_bfloat16"), default="float32",
                    help="mixed_bfloat16 is 2x faster for width 32 on CPUs with AMX/AVX512-BF16")
     p.add_argument("--max-steps", type=int, default=0, help="stop each epoch after this many steps (smoke runs)")
+    p.add_argument("--max-epochs-this-call", type=int, default=0,
+                   help="return after this many epochs (the run stays resumable; for tests and time slots)")
     p.add_argument("--seed", type=int, default=20261202)
-    p.add_argument("--cache-dir", default=str(Path.home() / ".cache" / "fer-training"),
+    p.add_argument("--cache-dir", default=CACHE_DIR,
                    help="decoded datasets and photo crops are cached here ('' to disable)")
     return p.parse_args(argv)
 
@@ -209,6 +210,14 @@ def predict_logits(model, faces: np.ndarray, batch: int = 512) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, len(FER2013_LABELS)), np.float32)
 
 
+def reseed_dropout(model, rng: np.random.Generator) -> None:
+    """Dropout masks drawn from the epoch's own seed, so a resumed run repeats a straight one."""
+    for layer in model.layers:
+        generator = getattr(layer, "seed_generator", None)
+        if generator is not None:
+            generator.state.assign(np.array([rng.integers(1, 2**31), 0], np.int64))
+
+
 def lr_at(step: int, total: int, peak: float, warmup: float) -> float:
     w = int(warmup * total)
     if step < w:
@@ -230,7 +239,7 @@ def train(args) -> Path:
             raise SystemExit(f"{run_dir} has no run to resume")
         saved = json.loads(hp_path.read_text())
         for key, value in saved.items():
-            if key not in {"run_dir", "resume", "cache_dir"}:
+            if key not in {"run_dir", "resume", "cache_dir", "max_epochs_this_call"}:
                 setattr(args, key, value)
     elif (ckpt / "state.json").exists():
         raise SystemExit(f"{run_dir} has a checkpoint: pass --resume or choose another --run-dir")
@@ -276,9 +285,11 @@ def train(args) -> Path:
     if args.max_steps:
         steps_per_epoch = min(steps_per_epoch, args.max_steps)
     total_steps = steps_per_epoch * args.epochs
-    while state["epoch"] < args.epochs:
+    stop_at = args.epochs if not args.max_epochs_this_call else min(args.epochs, state["epoch"] + args.max_epochs_this_call)
+    while state["epoch"] < stop_at:
         started = time.time()
         rng = np.random.default_rng([args.seed, state["epoch"]])
+        reseed_dropout(model, rng)
         pairs = data.epoch(rng, args.photo_share)
         loss_sum = 0.0
         for i in range(steps_per_epoch):
@@ -303,6 +314,9 @@ def train(args) -> Path:
         softmax_copy(model, spec).save(run_dir / "model.keras")
         write_history(run_dir, state["history"])
         log(run_dir, json.dumps(row))
+    if state["epoch"] < args.epochs:
+        log(run_dir, f"stopped after epoch {state['epoch']} of {args.epochs}: continue with --resume")
+        return run_dir / "model.keras"
     log(run_dir, f"done: {state['epoch']} epochs in {state['seconds'] / 60:.1f} min; model {run_dir / 'model.keras'}")
     return run_dir / "model.keras"
 
