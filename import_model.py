@@ -5,8 +5,10 @@
 
 The model is loaded and run once before anything is written: its output width must equal
 the number of labels, every label must be a known emotion, and the input must be a square
-1- or 3-channel image. It is then converted to an ONNX graph (emotionlib/convert.py), which
-is what the service runs (emotionlib/classifier.py, no TensorFlow needed); the conversion is
+1- or 3-channel image. The service runs an ONNX graph of it (emotionlib/classifier.py, no
+TensorFlow needed): the graph training.export shipped beside the file when the sidecar JSON
+records it as made from this very file (the bundled model's int8 graph, quantised and checked
+at export, so importing needs no data), else the file converted (emotionlib/convert.py),
 refused unless its outputs match Keras' within 1e-4 (emotionlib.convert.ONNX_TOLERANCE). The
 store keeps both files.
 Importing the same file with the same settings twice keeps one copy.
@@ -21,6 +23,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from emotionlib.classifier import shipped_graph
 from emotionlib.labels import FER2013_LABELS, validate_labels
 from emotionlib.preprocess import SCALINGS
 
@@ -28,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 BUNDLED_MODEL = HERE / "models" / "emotion_classifier.keras"
 MODEL_NAME = "emotion_classifier"
 SUFFIXES = (".keras", ".h5", ".hdf5")
-FORMAT = "keras+onnx-1"  # part of the fingerprint: a store entry without the ONNX graph is re-imported
+FORMAT = "keras+onnx-2"  # part of the fingerprint: a store entry without the ONNX graph is re-imported
 
 
 class RefusedModel(Exception):
@@ -99,13 +102,14 @@ def register(path: Path, labels: list[str], scaling: str, extra: dict | None = N
     if scaling not in SCALINGS:
         raise RefusedModel(f"scaling must be one of {SCALINGS}")
     spec, keras_model = inspect_model(path, labels)
+    shipped = shipped_graph(path)  # training.export's graph for this file (int8 where it paid)
     fingerprint = hashlib.sha256(
-        json.dumps([sha256(path), labels, scaling, name, FORMAT], sort_keys=True).encode()
+        json.dumps([sha256(path), shipped and sha256(shipped), labels, scaling, name, FORMAT], sort_keys=True).encode()
     ).hexdigest()
     existing = find_existing(fingerprint) if name == MODEL_NAME else None
     if existing is not None:
         return existing, False
-    onnx_graph = to_onnx(keras_model, spec["input_size"], spec["channels"])
+    onnx_graph = shipped.read_bytes() if shipped else to_onnx(keras_model, spec["input_size"], spec["channels"])
     metadata = {
         "file": "model" + path.suffix.lower(),
         "onnx": "model.onnx",

@@ -133,11 +133,33 @@ def cache_folder(cache_dir: str | Path | None = None) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "emotionlib"
 
 
-def converted(path: Path, labels, cache_dir: str | Path | None = None) -> Path:
-    """The ONNX graph of a Keras model file, converted (and checked) on first use and cached."""
-    from emotionlib import convert
+def file_sha256(path: Path) -> str:
     with open(path, "rb") as handle:
-        model_digest = hashlib.file_digest(handle, "sha256").hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def shipped_graph(path: Path) -> Path | None:
+    """The ONNX graph training.export wrote beside a Keras file (``<stem>.onnx``, int8 where that
+    was measured to pay), if the sidecar ``<stem>.json`` records it as made from this very file
+    (both SHA-256 match); else None (the Keras file is converted instead)."""
+    sidecar, graph = path.with_suffix(".json"), path.with_suffix(".onnx")
+    if not (sidecar.is_file() and graph.is_file()):
+        return None
+    record = json.loads(sidecar.read_text()).get("onnx") or {}
+    if record.get("keras_sha256") != file_sha256(path) or record.get("sha256") != file_sha256(graph):
+        return None
+    return graph
+
+
+def converted(path: Path, labels, cache_dir: str | Path | None = None) -> Path:
+    """The ONNX graph of a Keras model file: the one shipped beside it (shipped_graph), else
+    converted (and checked) on first use and cached."""
+    from emotionlib import convert
+
+    shipped = shipped_graph(path)
+    if shipped is not None:
+        return shipped
+    model_digest = file_sha256(path)
     converter_digest = hashlib.sha256(Path(convert.__file__).read_bytes()).hexdigest()
     target = cache_folder(cache_dir) / f"{path.stem}-{model_digest[:16]}-{converter_digest[:8]}.onnx"
     if target.is_file():
