@@ -88,7 +88,7 @@ def fer_scores(probs: np.ndarray, labels: np.ndarray, ferplus: np.ndarray) -> di
     known = ferplus >= 0
     return {"fer2013_7": round(float((probs.argmax(axis=1) == labels).mean()), 4),
             "fer2013_6": round(float((six == TO6[labels]).mean()), 4),
-            "ferplus_6": round(float((six[known] == ferplus[known]).mean()), 4)}
+            "ferplus_6": round(float((six[known] == ferplus[known]).mean()), 4), "ferplus_images": int(known.sum())}
 
 
 def photo_scores(probs: np.ndarray, crops) -> dict:

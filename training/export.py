@@ -105,10 +105,19 @@ def with_centre_crop(model, full: int = 48):
     return keras.Model(inputs, model(cropped), name=f"{model.name}_crop{size}")
 
 
-def load(source: Path):
+def load(source: Path, neutral_shift: float = 0.0):
+    """The trained softmax model; ``neutral_shift`` is added to the neutral class's logit (the
+    bias of the last Dense layer): a prior correction, exp(shift) times the neutral odds."""
     import keras
 
-    return keras.models.load_model(source, compile=False)
+    model = keras.models.load_model(source, compile=False)
+    if neutral_shift:
+        last = model.layers[-1]
+        kernel, bias = last.get_weights()
+        bias = bias.copy()
+        bias[FER2013_LABELS.index("neutral")] += neutral_shift
+        last.set_weights([kernel, bias])
+    return model
 
 
 def sha256(path: Path) -> str:
@@ -190,10 +199,10 @@ def compare_graphs(graphs: dict[str, bytes], data: str, cache_dir=None) -> dict:
 
 def export(source: Path, output: Path, data: str, photos: str | None = None, tta: str = "none",
            scaling: str = "unit", int8: bool = True, min_speedup: float = 1.3, max_loss: float = 0.3,
-           cache_dir=None, input_size: int = 48) -> dict:
+           cache_dir=None, input_size: int = 48, neutral_shift: float = 0.0) -> dict:
     from emotionlib.convert import checked_onnx
 
-    model = with_tta(with_centre_crop(load(source), input_size), tta)
+    model = with_tta(with_centre_crop(load(source, neutral_shift), input_size), tta)
     output.parent.mkdir(parents=True, exist_ok=True)
     model.save(output)
     size, channels = int(model.input_shape[1]), int(model.input_shape[3])
@@ -211,7 +220,8 @@ def export(source: Path, output: Path, data: str, photos: str | None = None, tta
             chosen = "int8"
     graph_path = output.with_suffix(".onnx")
     graph_path.write_bytes(graphs[chosen])
-    info = {"labels": list(FER2013_LABELS), "scaling": scaling, "tta": tta, "input_size": size, "channels": channels,
+    info = {"labels": list(FER2013_LABELS), "scaling": scaling, "tta": tta, "neutral_shift": neutral_shift,
+            "input_size": size, "channels": channels,
             "parameters": int(model.count_params()),
             "accuracy": {"split": "val (FER2013 PublicTest)", "graph": chosen, **{
                 k: measured[chosen][k] for k in ("fer2013_7", "fer2013_6", "ferplus_6")}},
@@ -233,6 +243,8 @@ def main(argv=None) -> None:
     p.add_argument("--tta", choices=tuple(TTA_VIEWS), default="none",
                    help="test-time augmentation baked into the exported model (views averaged)")
     p.add_argument("--scaling", choices=SCALINGS, default="unit", help="pixel scaling the model was trained with")
+    p.add_argument("--neutral-shift", type=float, default=0.0,
+                   help="added to the neutral logit (a prior correction; negative: neutral less often)")
     p.add_argument("--no-int8", dest="int8", action="store_false", help="write the float32 graph only")
     p.add_argument("--min-speedup", type=float, default=1.3)
     p.add_argument("--max-loss", type=float, default=0.3, help="points of PublicTest accuracy int8 may lose")
@@ -241,7 +253,7 @@ def main(argv=None) -> None:
                    help="served input side; a model trained on smaller crops gets a centre crop in front")
     args = p.parse_args(argv)
     info = export(args.source, args.output, args.data, args.photos or None, args.tta, args.scaling, args.int8,
-                  args.min_speedup, args.max_loss, args.cache_dir or None, args.input_size)
+                  args.min_speedup, args.max_loss, args.cache_dir or None, args.input_size, args.neutral_shift)
     print(json.dumps(info, indent=2))
 
 

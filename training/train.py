@@ -250,6 +250,10 @@ def train(args) -> Path:
     look = PhotoLook(share=args.photo_look)
     hp = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     hp.update(keras=keras.__version__, backend=keras.backend.backend(), labels=list(FER2013_LABELS))
+    if args.init:
+        from emotionlib.classifier import file_sha256
+
+        hp["init_sha256"] = file_sha256(Path(args.init))
     hp_path.write_text(json.dumps(hp, indent=2))
 
     data, val = TrainingSet(args, mix), Validation(args)
