@@ -8,7 +8,7 @@ cut a face out of a photo; the crop then goes through ``emotionlib.preprocess``.
 The framings in ``FRAMINGS`` were chosen with ``python -m training.experiments.realphoto MODEL DEV
 --framing-study`` (crop side 0.9-1.3x the box, centre shifted -5%..+10% of its height, and
 for YuNet with or without levelling the eyes), on the real-photo dev set, comparing
-designs, never per image; the table is in models/MODEL_CARD.md.
+designs, never per image; the table is in models/start/MODEL_CARD.md.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ class Framing:
 
 IDENTITY = Framing()
 # Per detector ("none": a caller-given box, or detect=false, is cropped exactly).
-# Measured with the bundled model (models/framing_study.txt): Haar's box, grown 20% and moved
+# Measured with the bundled model (models/start/framing_study.txt): Haar's box, grown 20% and moved
 # down 10% of its height, 54.9% -> 60.6% of dev photos right; YuNet's box moved down 10%,
 # 53.2% -> 65.2%. Levelling the eyes did not help (within noise), so it is off.
 FRAMINGS: dict[str, Framing] = {"haar": Framing(1.2, 0.1), "yunet": Framing(1.0, 0.1), "none": IDENTITY}

@@ -32,11 +32,11 @@ OUT = Path("models/emotion_classifier.keras")
 
 # The shipped run: training.train's options (stage 2) and training.export's (stage 3).
 RECIPE = {
-    "finetune": ["--epochs", "3", "--lr", "0.005", "--batch", "128", "--label-weight", "0.25",
+    "finetune": ["--epochs", "5", "--lr", "0.005", "--batch", "128", "--label-weight", "0.25",
                  "--votes-weight", "0.5", "--teacher-weight", "0.25", "--temperature", "1",
                  "--photo-share", "0.25", "--photo-detectors", "haar,yunet", "--photo-look", "0",
                  "--seed", "20261202"],
-    "neutral_shift": 0.0,
+    "neutral_shift": -0.3,
 }
 
 
