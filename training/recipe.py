@@ -16,12 +16,15 @@ resumes where it was (the fine-tuning loses at most the epoch in progress):
 
 ``RECIPE`` below is the shipped run's record: the only place its settings are written.
 Everything lands in --run-dir (default runs/recipe): log, hyperparameters, history, curves,
-checkpoints.
+checkpoints. The run's record (its stage log, hyperparameters, history and epoch log, the files
+the card is made from) is copied beside the model into ``run/`` (models/run/), since runs/ is not
+kept in the repository.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -77,8 +80,17 @@ def main(argv=None) -> None:
     stage(args.run_dir, "evaluate", started)
     evaluate.main([str(args.out.with_suffix(".onnx")), str(args.start), "--out", str(args.out.parent / "candidates.md"),
                    "--report", str(args.out.parent), "--cache-dir", args.cache_dir])
+    stage(args.run_dir, "card", started)  # closes the evaluate stage's time for the card
     model_card.main(["--run", str(args.run_dir), "--model", str(args.out), "--hardware", args.hardware])
     stage(args.run_dir, "done", started)
+    keep_record(args.run_dir, args.out.parent / "run")
+
+
+def keep_record(run_dir: Path, into: Path) -> None:
+    """Copy the run's small record files (not checkpoints or teacher outputs) to ``into``."""
+    for name in ("recipe.log", "finetune/hyperparameters.json", "finetune/history.csv", "finetune/log.txt"):
+        (into / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(run_dir / name, into / name)
 
 
 if __name__ == "__main__":
