@@ -11,6 +11,9 @@ import pytest
 from tests.helpers import ROOT
 
 TOLERANCE = 1e-4
+# An int8 graph (training.export quantises where it pays) against its float Keras network:
+# probabilities within this (measured 0.022 on noise faces, the hardest case).
+INT8_TOLERANCE = 0.05
 
 
 def keras_and_onnx(model, inputs):
@@ -97,22 +100,27 @@ def test_an_unsupported_layer_is_named():
         keras_to_onnx(model)
 
 
-def test_served_classifier_matches_keras_on_uint8_faces(bundled_model_store):
+def test_served_classifier_is_the_shipped_graph_and_agrees_with_keras(bundled_model_store):
+    import json
+
     import bentoml
     import keras
 
+    from emotionlib.classifier import Classifier
     from emotionlib.labels import fold_probabilities
     from emotionlib.preprocess import scale_pixels
-    from emotionlib.classifier import Classifier
 
     stored = bentoml.models.get("emotion_classifier:latest")
     classifier = Classifier.from_store(stored, threads=1)
     pixels = np.random.default_rng(2).integers(0, 256, (9, 48, 48), dtype=np.uint8)
-    model = keras.models.load_model(stored.path_of(stored.info.metadata["file"]), compile=False)
-    expected = fold_probabilities(np.asarray(model(scale_pixels(pixels), training=False)), classifier.labels)
+    shipped = Classifier(ROOT / "models" / "emotion_classifier.onnx", classifier.labels, threads=1)
     got = classifier(pixels)
     assert got.shape == (9, 6)
-    assert np.abs(expected - got).max() <= TOLERANCE
+    assert np.array_equal(got, shipped(pixels))  # registered as shipped, not converted again
+    model = keras.models.load_model(stored.path_of(stored.info.metadata["file"]), compile=False)
+    expected = fold_probabilities(np.asarray(model(scale_pixels(pixels), training=False)), classifier.labels)
+    precision = json.loads((ROOT / "models" / "emotion_classifier.json").read_text())["onnx"]["precision"]
+    assert np.abs(expected - got).max() <= (INT8_TOLERANCE if precision == "int8" else TOLERANCE)
     assert classifier(pixels[:0]).shape == (0, 6)
 
 

@@ -1,6 +1,7 @@
 """EmotionPipeline for a Python user without the model store: from the bundled model folder
-(its Keras file converted to ONNX once, into a cache folder), from an .onnx file, from a
-folder; and what it says when the model cannot be found."""
+(the ONNX graph training.export shipped beside the Keras file), from an .onnx file, from a
+Keras file alone (converted once, into a cache folder), from a folder; and what it says when
+the model cannot be found."""
 from __future__ import annotations
 
 import json
@@ -19,17 +20,15 @@ def bundled():
 
 
 def cached_graphs(cache) -> list:
-    return sorted(cache.glob("emotion_classifier-*.onnx"))
+    return sorted(cache.glob("*.onnx"))
 
 
-def test_the_bundled_keras_model_is_converted_once_into_the_cache(bundled, tmp_path):
+def test_the_bundled_model_is_the_shipped_graph_with_no_conversion(bundled, tmp_path):
     from emotionlib import EmotionPipeline
-    from emotionlib.classifier import cache_folder
 
-    [graph] = cached_graphs(cache_folder())  # made by the fixture's first use
-    made = graph.stat().st_mtime_ns
-    again = EmotionPipeline.from_model(ROOT / "models", threads=1)  # the same file by its folder
-    assert cached_graphs(cache_folder()) == [graph] and graph.stat().st_mtime_ns == made  # not converted again
+    cache = tmp_path / "cache"
+    again = EmotionPipeline.from_model(ROOT / "models" / "emotion_classifier.keras", threads=1, cache_dir=cache)
+    assert not cache.exists()  # the graph beside it, recorded in the sidecar, is used as it is
     photo = (FIXTURES / "obama.jpg").read_bytes()
     assert again.predict(photo) == bundled.predict(photo)
     assert bundled.classifier.labels == json.loads((ROOT / "models" / "emotion_classifier.json").read_text())["labels"]
@@ -37,10 +36,8 @@ def test_the_bundled_keras_model_is_converted_once_into_the_cache(bundled, tmp_p
 
 def test_an_onnx_file_with_its_labels_beside_it(bundled, tmp_path):
     from emotionlib import EmotionPipeline
-    from emotionlib.classifier import cache_folder
 
-    [graph] = cached_graphs(cache_folder())
-    shutil.copyfile(graph, tmp_path / "mine.onnx")
+    shutil.copyfile(ROOT / "models" / "emotion_classifier.onnx", tmp_path / "mine.onnx")
     shutil.copyfile(ROOT / "models" / "emotion_classifier.json", tmp_path / "mine.json")
     for where in (tmp_path / "mine.onnx", tmp_path):  # the file, or the folder holding only it
         pipeline = EmotionPipeline.from_model(where, threads=1, detector="yunet")
@@ -49,11 +46,20 @@ def test_an_onnx_file_with_its_labels_beside_it(bundled, tmp_path):
         assert len(faces) == 1 and faces[0].landmarks is not None
 
 
-def test_cache_folder_can_be_chosen(tmp_path):
+def test_a_keras_file_without_its_graph_is_converted_once_into_the_chosen_cache(bundled, tmp_path):
     from emotionlib import EmotionPipeline
 
-    EmotionPipeline.from_model(cache_dir=tmp_path / "cache")
-    assert len(cached_graphs(tmp_path / "cache")) == 1
+    model = tmp_path / "mine.keras"
+    shutil.copyfile(ROOT / "models" / "emotion_classifier.keras", model)
+    shutil.copyfile(ROOT / "models" / "emotion_classifier.json", tmp_path / "mine.json")  # names a graph not here
+    first = EmotionPipeline.from_model(model, threads=1, cache_dir=tmp_path / "cache")
+    [graph] = cached_graphs(tmp_path / "cache")
+    made = graph.stat().st_mtime_ns
+    again = EmotionPipeline.from_model(model, threads=1, cache_dir=tmp_path / "cache")
+    assert cached_graphs(tmp_path / "cache") == [graph] and graph.stat().st_mtime_ns == made  # not converted again
+    photo = (FIXTURES / "obama.jpg").read_bytes()
+    assert again.predict(photo) == first.predict(photo)
+    assert [f.emotion for f in first.predict(photo)] == [f.emotion for f in bundled.predict(photo)]
 
 
 def test_a_model_that_cannot_be_found_is_named(tmp_path):
