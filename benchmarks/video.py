@@ -279,7 +279,10 @@ def served_memory(args, folder: Path, size: tuple[int, int]) -> None:
                                                           args.memory_clip_fps)),
              (f"{args.long_seconds:g} s clip", make_clip(folder, "long", args.long_seconds, size,
                                                          args.memory_clip_fps))]
-    env = {"EMOTION_MAX_VIDEO_MB": "16000", "EMOTION_MAX_VIDEO_TASK_SECONDS": "86400",
+    # Room for the long clip's upload; the settings check refuses a clip limit above the bytes
+    # the API worker may hold in progress (EMOTION_MAX_UPLOAD_MB_IN_PROGRESS, default 256).
+    clip_mb = max(path.stat().st_size for _, path in clips) / 2**20
+    env = {"EMOTION_MAX_VIDEO_MB": str(max(64, int(clip_mb * 2))), "EMOTION_MAX_VIDEO_TASK_SECONDS": "86400",
            **{"EMOTION_" + pair.partition("=")[0].upper(): pair.partition("=")[2] for pair in args.option}}
     peaks = []
     with service(None, env, name="video-bench") as (url, port, pid, _log):
