@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -45,16 +44,6 @@ def one(width: int, batch: int, precision: str, seconds: float) -> dict:
             "images_per_s": round(n / (time.perf_counter() - started), 1)}
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--widths", default="32,64")
@@ -67,6 +56,9 @@ def main(argv=None) -> None:
     if args.one:
         print(json.dumps(one(int(args.one[0]), int(args.one[1]), args.one[2], args.seconds)), flush=True)
         return
+    sys.path.insert(0, str(ROOT))
+    from training.model_card import cpu_name
+
     print(json.dumps({"cpu": cpu_name(), "cores": os.cpu_count()}), flush=True)
     for width in map(int, args.widths.split(",")):
         for precision in args.precisions.split(","):

@@ -263,11 +263,7 @@ def train(args) -> Path:
     kernels = [v for v in model.trainable_variables if v.path.endswith("kernel")]
     state = {"epoch": 0, "step": 0, "history": [], "spec": spec, "seconds": 0.0}
     if args.resume and (ckpt / "state.json").exists():
-        state = json.loads((ckpt / "state.json").read_text())
-        model.load_weights(ckpt / "model.weights.h5")
-        with np.load(ckpt / "optimizer.npz") as saved:
-            for i, var in enumerate(optimizer.variables):
-                var.assign(saved[f"arr_{i}"])
+        state = load_checkpoint(ckpt, model, optimizer)
         log(run_dir, f"resumed after epoch {state['epoch']}")
     else:
         log(run_dir, f"start: {args.init or 'random'} {spec}; PublicTest",
@@ -311,10 +307,7 @@ def train(args) -> Path:
                "seconds": round(time.time() - started, 1)}
         state["history"].append(row)
         state["seconds"] += row["seconds"]
-        model.save_weights(ckpt / "tmp.weights.h5")
-        os.replace(ckpt / "tmp.weights.h5", ckpt / "model.weights.h5")
-        np.savez(ckpt / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
-        (ckpt / "state.json").write_text(json.dumps(state))
+        save_checkpoint(ckpt, model, optimizer, state)
         softmax_copy(model, spec).save(run_dir / "model.keras")
         write_history(run_dir, state["history"])
         log(run_dir, json.dumps(row))
@@ -323,6 +316,24 @@ def train(args) -> Path:
         return run_dir / "model.keras"
     log(run_dir, f"done: {state['epoch']} epochs in {state['seconds'] / 60:.1f} min; model {run_dir / 'model.keras'}")
     return run_dir / "model.keras"
+
+
+def save_checkpoint(ckpt: Path, model, optimizer, state: dict) -> None:
+    """Weights, optimizer variables and ``state`` (JSON) into ``ckpt``; state.json last, so a
+    checkpoint whose state.json exists is whole."""
+    model.save_weights(ckpt / "tmp.weights.h5")
+    os.replace(ckpt / "tmp.weights.h5", ckpt / "model.weights.h5")
+    np.savez(ckpt / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
+    (ckpt / "state.json").write_text(json.dumps(state))
+
+
+def load_checkpoint(ckpt: Path, model, optimizer) -> dict:
+    """What save_checkpoint wrote: weights and optimizer variables restored, the state returned."""
+    model.load_weights(ckpt / "model.weights.h5")
+    with np.load(ckpt / "optimizer.npz") as saved:
+        for i, var in enumerate(optimizer.variables):
+            var.assign(saved[f"arr_{i}"])
+    return json.loads((ckpt / "state.json").read_text())
 
 
 def write_history(run_dir: Path, rows: list[dict]) -> None:

@@ -78,6 +78,7 @@ def main(argv=None) -> None:
 
     from training.data import load_split_cached
     from training.experiments.gpu_train import load_weights as load_gpu_weights
+    from training.train import load_checkpoint, save_checkpoint
 
     run_dir = args.run_dir
     ckpt = run_dir / "checkpoint"
@@ -115,11 +116,7 @@ def main(argv=None) -> None:
     state = {"epoch": 0, "averaged": 0, "history": []}
     average = None
     if args.resume and (ckpt / "state.json").exists():
-        state = json.loads((ckpt / "state.json").read_text())
-        model.load_weights(ckpt / "model.weights.h5")
-        with np.load(ckpt / "optimizer.npz") as saved:
-            for i, var in enumerate(optimizer.variables):
-                var.assign(saved[f"arr_{i}"])
+        state = load_checkpoint(ckpt, model, optimizer)
         with np.load(ckpt / "average.npz") as saved:
             average = [saved[f"arr_{i}"] for i in range(len(saved.files))]
         log(run_dir, f"resumed after epoch {state['epoch']} ({state['averaged']} averaged)")
@@ -155,11 +152,9 @@ def main(argv=None) -> None:
         state["history"].append(row)
         log(run_dir, json.dumps(row))
         # checkpoint: SGD weights, optimizer state, running average (BN statistics recomputed)
-        model.save_weights(ckpt / "model.weights.h5")
-        np.savez(ckpt / "optimizer.npz", *[np.asarray(v) for v in optimizer.variables])
         np.savez(ckpt / "average.npz", *average)
         np.savez(run_dir / "swa.weights.npz", *[w.astype(np.float32) for w in shadow.get_weights()])
-        (ckpt / "state.json").write_text(json.dumps(state))
+        save_checkpoint(ckpt, model, optimizer, state)  # state.json last: the average is already saved
         write_reports(run_dir, spec, state, args)
     log(run_dir, f"done: {state['epoch']} epochs, PublicTest centre+flip {state['history'][-1]['val_acc_swa']:.4f}"
                  f" (start {state.get('start_acc', float('nan')):.4f})")
