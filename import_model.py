@@ -23,7 +23,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from emotionlib.classifier import shipped_graph
+from emotionlib.classifier import file_sha256, shipped_graph
 from emotionlib.labels import FER2013_LABELS, validate_labels
 from emotionlib.preprocess import SCALINGS
 
@@ -36,14 +36,6 @@ FORMAT = "keras+onnx-2"  # part of the fingerprint: a store entry without the ON
 
 class RefusedModel(Exception):
     """The model cannot be served; nothing was registered."""
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def inspect_model(path: Path, labels: list[str]) -> tuple[dict, object]:
@@ -104,7 +96,7 @@ def register(path: Path, labels: list[str], scaling: str, extra: dict | None = N
     spec, keras_model = inspect_model(path, labels)
     shipped = shipped_graph(path)  # training.export's graph for this file (int8 where it paid)
     fingerprint = hashlib.sha256(
-        json.dumps([sha256(path), shipped and sha256(shipped), labels, scaling, name, FORMAT], sort_keys=True).encode()
+        json.dumps([file_sha256(path), shipped and file_sha256(shipped), labels, scaling, name, FORMAT], sort_keys=True).encode()
     ).hexdigest()
     existing = find_existing(fingerprint) if name == MODEL_NAME else None
     if existing is not None:

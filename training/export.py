@@ -20,12 +20,12 @@ pays), and the sidecar JSON that import_model.py and emotionlib.classifier read.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 
+from emotionlib.classifier import file_sha256
 from emotionlib.labels import FER2013_LABELS
 from emotionlib.preprocess import SCALINGS
 
@@ -118,11 +118,6 @@ def load(source: Path, neutral_shift: float = 0.0):
         bias[FER2013_LABELS.index("neutral")] += neutral_shift
         last.set_weights([kernel, bias])
     return model
-
-
-def sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def calibration_faces(data: str, photos: str | None, cache_dir=None, count: int = 1024, seed: int = 0) -> np.ndarray:
@@ -225,8 +220,8 @@ def export(source: Path, output: Path, data: str, photos: str | None = None, tta
             "parameters": int(model.count_params()),
             "accuracy": {"split": "val (FER2013 PublicTest)", "graph": chosen, **{
                 k: measured[chosen][k] for k in ("fer2013_7", "fer2013_6", "ferplus_6")}},
-            "onnx": {"file": graph_path.name, "precision": chosen, "sha256": sha256(graph_path),
-                     "keras_sha256": sha256(output), "measured": measured,
+            "onnx": {"file": graph_path.name, "precision": chosen, "sha256": file_sha256(graph_path),
+                     "keras_sha256": file_sha256(output), "measured": measured,
                      "rule": f"int8 if >= {min_speedup}x faster at batch 32 and <= {max_loss} points lost"}}
     output.with_suffix(".json").write_text(json.dumps(info, indent=2) + "\n")
     return info
